@@ -38,7 +38,9 @@ int caps_apply(const struct oci_caps *caps, struct isola_error **err)
   for (int c = 0; c <= last; c++) {
     if (!(caps->ambient & (1ULL << c)))
       continue;
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+    /* A capability missing from the inheritable set cannot be ambient; runc warns and goes on,
+     * and configs written for it (its default spec among them) rely on that. */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM)
       return isola_fail(err, errno, "process.capabilities.ambient: cannot raise %s",
                         spec_cap_name(c));
   }

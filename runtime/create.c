@@ -90,6 +90,27 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
   return process_find_exe(&s->process, exe, err);
 }
 
+/* After `start`: startContainer hooks, then the user's program. Returns only on failure. */
+static void init_exec(struct init_args *a, const char *state_json, const char *exe,
+                      struct isola_error **err)
+{
+  const struct oci_spec *s = a->spec;
+  if (s->n_hooks[HOOK_START_CONTAINER] &&
+      hooks_run(s->hooks[HOOK_START_CONTAINER], s->n_hooks[HOOK_START_CONTAINER],
+                "startContainer", state_json, err) < 0)
+    return;
+  _cleanup_free_ char *lstate = a->listener_fd >= 0 ? listener_state(s, state_json) : NULL;
+  struct process_exec pe = {.proc = &s->process,
+                            .seccomp = a->seccomp,
+                            .seccomp_listener_sock = a->listener_fd,
+                            .seccomp_listener_state = lstate,
+                            .in_user_ns = spec_find_ns(s, NS_USER) != NULL,
+                            .preserve_fds = a->co->preserve_fds,
+                            .has_personality = s->has_personality,
+                            .personality = s->personality};
+  process_exec_final(&pe, exe, err);
+}
+
 static int init_main(void *arg)
 {
   struct init_args *a = arg;
@@ -123,21 +144,7 @@ static int init_main(void *arg)
   close(a->fifo_fd);
   close(a->proc_fd);
 
-  const struct oci_spec *s = a->spec;
-  if (s->n_hooks[HOOK_START_CONTAINER] &&
-      hooks_run(s->hooks[HOOK_START_CONTAINER], s->n_hooks[HOOK_START_CONTAINER],
-                "startContainer", state_json, &err) < 0)
-    goto fail;
-  _cleanup_free_ char *lstate = a->listener_fd >= 0 ? listener_state(s, state_json) : NULL;
-  struct process_exec pe = {.proc = &s->process,
-                            .seccomp = a->seccomp,
-                            .seccomp_listener_sock = a->listener_fd,
-                            .seccomp_listener_state = lstate,
-                            .in_user_ns = spec_find_ns(s, NS_USER) != NULL,
-                            .preserve_fds = a->co->preserve_fds,
-                            .has_personality = s->has_personality,
-                            .personality = s->personality};
-  process_exec_final(&pe, exe, &err);
+  init_exec(a, state_json, exe, &err);
 fail:
   log_error_to_stderr("isola-runtime", err ? err->msg : "container setup failed");
   return err && err->code == ENOENT ? 127 : (err && err->code == EACCES ? 126 : 1);
@@ -255,6 +262,7 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
 
   pid_t pid = -1;
   int sync[2] = {-1, -1}, console[2] = {-1, -1};
+  _cleanup_free_ char *state_json = NULL;
   _cleanup_close_ int fifo_fd = -1, proc_fd = -1, console_fd = -1, listener_fd = -1;
   if ((r = state_write(dirfd, st, err)) < 0 || (r = state_save_config(dirfd, bundle, err)) < 0)
     goto fail;
@@ -347,7 +355,6 @@ fail_spawn:
   if ((r = state_write(dirfd, st, err)) < 0)
     goto fail;
 
-  _cleanup_free_ char *state_json = NULL;
   hook_state(st, STATUS_CREATING, &state_json);
   if ((r = hooks_run(spec->hooks[HOOK_PRESTART], spec->n_hooks[HOOK_PRESTART], "prestart",
                      state_json, err)) < 0 ||

@@ -114,10 +114,15 @@ static int mount_cgroup(const struct rootfs_ctx *ctx, int rootfd, const struct o
     /* In a cgroup namespace a fresh cgroup2 mount shows the container's own cgroup. */
     if (mount("cgroup2", target, "cgroup2", base | ro, NULL) == 0)
       return 0;
-    if (mount(cg->paths[0].path, target, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-        mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | base | ro | locked_flags(target), NULL) <
-            0)
+    if (mount(cg->paths[0].path, target, NULL, MS_BIND | MS_REC, NULL) < 0)
       return isola_fail(err, errno, "mounts[%zu]: cannot mount cgroup2 at %s", index,
+                        m->destination);
+    _cleanup_close_ int bound = open_in_root(rootfd, m->destination, false, false, O_PATH, err);
+    if (bound < 0)
+      return isola_error_prefix(err, "mounts[%zu]", index);
+    _cleanup_free_ char *bp = fd_path(bound);
+    if (mount(NULL, bp, NULL, MS_BIND | MS_REMOUNT | base | ro | locked_flags(bp), NULL) < 0)
+      return isola_fail(err, errno, "mounts[%zu]: cannot make cgroup2 at %s read-only", index,
                         m->destination);
     return 0;
   }
@@ -133,10 +138,16 @@ static int mount_cgroup(const struct rootfs_ctx *ctx, int rootfd, const struct o
     if (fd < 0)
       return isola_error_prefix(err, "mounts[%zu]", index);
     _cleanup_free_ char *p = fd_path(fd);
-    if (mount(cg->paths[i].path, p, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-        mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | base | ro | locked_flags(p), NULL) < 0)
+    if (mount(cg->paths[i].path, p, NULL, MS_BIND | MS_REC, NULL) < 0)
       return isola_fail(err, errno, "mounts[%zu]: cannot bind the %s cgroup at %s", index, name,
                         sub);
+    _cleanup_close_ int bound = open_in_root(rootfd, sub, false, false, O_PATH, err);
+    if (bound < 0)
+      return isola_error_prefix(err, "mounts[%zu]", index);
+    _cleanup_free_ char *bp = fd_path(bound);
+    if (mount(NULL, bp, NULL, MS_BIND | MS_REMOUNT | base | ro | locked_flags(bp), NULL) < 0)
+      return isola_fail(err, errno, "mounts[%zu]: cannot make the %s cgroup at %s read-only",
+                        index, name, sub);
     /* cpu,cpuacct is also reachable as cpu and cpuacct, as on the host. */
     if (strchr(name, ',')) {
       _cleanup_free_ char *names = xstrdup(name);

@@ -8,6 +8,8 @@
  */
 #include "seccomp_filter.h"
 
+#include <seccomp.h>
+
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <string.h>

@@ -18,12 +18,31 @@ int sync_send_pid(int fd, pid_t pid)
   return write_all(fd, buf, sizeof(buf));
 }
 
+/* One datagram: SYNC_ERROR, int32 errno, then the message. */
 int sync_send_error(int fd, const struct isola_error *err)
 {
-  int r = sync_send(fd, SYNC_ERROR);
-  if (r < 0)
-    return r;
-  return isola_error_send(fd, err);
+  const char *msg = err && err->msg ? err->msg : "container setup failed";
+  int32_t code = err && err->code ? err->code : EIO;
+  size_t len = strlen(msg);
+  if (len > 4096)
+    len = 4096;
+  char buf[1 + 4 + 4096];
+  buf[0] = SYNC_ERROR;
+  memcpy(buf + 1, &code, 4);
+  memcpy(buf + 5, msg, len);
+  return write_all(fd, buf, 5 + len);
+}
+
+static int error_from(const uint8_t *buf, size_t len, struct isola_error **err)
+{
+  int32_t code = EIO;
+  if (len >= 5)
+    memcpy(&code, buf + 1, 4);
+  if (code <= 0)
+    code = EIO;
+  if (len <= 5)
+    return isola_failx(err, code, "container setup failed");
+  return isola_failx(err, code, "%.*s", (int) (len - 5), (const char *) buf + 5);
 }
 
 static int recv_msg(int fd, uint8_t *buf, size_t cap, size_t *len)
@@ -40,17 +59,15 @@ static int recv_msg(int fd, uint8_t *buf, size_t cap, size_t *len)
 
 int sync_expect(int fd, enum sync_msg want, struct isola_error **err)
 {
-  uint8_t buf[8];
+  uint8_t buf[8192];
   size_t len = 0;
   int r = recv_msg(fd, buf, sizeof(buf), &len);
   if (r < 0)
     return isola_fail(err, -r, "lost contact with the container process");
   if (len == 0)
     return isola_failx(err, EPIPE, "the container process exited during setup");
-  if (buf[0] == SYNC_ERROR) {
-    r = isola_error_recv(fd, err);
-    return r < 0 ? r : -EIO;
-  }
+  if (buf[0] == SYNC_ERROR)
+    return error_from(buf, len, err);
   if (buf[0] != want)
     return isola_failx(err, EPROTO, "unexpected message %u from the container process", buf[0]);
   return 0;
@@ -58,17 +75,15 @@ int sync_expect(int fd, enum sync_msg want, struct isola_error **err)
 
 int sync_recv_pid(int fd, pid_t *pid, struct isola_error **err)
 {
-  uint8_t buf[8];
+  uint8_t buf[8192];
   size_t len = 0;
   int r = recv_msg(fd, buf, sizeof(buf), &len);
   if (r < 0)
     return isola_fail(err, -r, "lost contact with the container process");
   if (len == 0)
     return isola_failx(err, EPIPE, "the container process exited during setup");
-  if (buf[0] == SYNC_ERROR) {
-    r = isola_error_recv(fd, err);
-    return r < 0 ? r : -EIO;
-  }
+  if (buf[0] == SYNC_ERROR)
+    return error_from(buf, len, err);
   if (buf[0] != SYNC_PID || len != 5)
     return isola_failx(err, EPROTO, "unexpected message %u from the container process", buf[0]);
   int32_t p;
@@ -107,16 +122,14 @@ int sync_expect_data(int fd, enum sync_msg want, char **data, struct isola_error
 
 int sync_expect_eof(int fd, struct isola_error **err)
 {
-  uint8_t buf[8];
+  uint8_t buf[8192];
   size_t len = 0;
   int r = recv_msg(fd, buf, sizeof(buf), &len);
   if (r < 0)
     return isola_fail(err, -r, "lost contact with the container process");
   if (len == 0)
     return 0;
-  if (buf[0] == SYNC_ERROR) {
-    r = isola_error_recv(fd, err);
-    return r < 0 ? r : -EIO;
-  }
+  if (buf[0] == SYNC_ERROR)
+    return error_from(buf, len, err);
   return isola_failx(err, EPROTO, "unexpected message %u from the container process", buf[0]);
 }

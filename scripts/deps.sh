@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what isola needs to build and test on Debian 12 (as root). Quiet when all is there.
+set -euo pipefail
+pkgs=(
+  build-essential meson ninja-build pkg-config clang-format
+  libjson-c-dev libseccomp-dev
+  busybox-static python3 python3-pytest procps iproute2 util-linux
+  crun runc podman containerd uidmap skopeo golang-go hyperfine
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
