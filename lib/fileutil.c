@@ -45,12 +45,22 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *le
   _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return -errno;
-  size_t cap = 4096, used = 0;
+  size_t cap = max < 4096 ? max : 4096, used = 0;
   _cleanup_free_ char *buf = xmalloc(cap + 1);
   for (;;) {
     if (used == cap) {
-      if (cap >= max)
-        return -EFBIG;
+      if (cap >= max) {
+        /* Full: one more byte means the file is over the limit. */
+        char extra;
+        ssize_t n = read(fd, &extra, 1);
+        if (n > 0)
+          return -EFBIG;
+        if (n < 0 && errno == EINTR)
+          continue;
+        if (n < 0)
+          return -errno;
+        break;
+      }
       cap = cap * 2 > max ? max : cap * 2;
       buf = xrealloc(buf, cap + 1);
     }

@@ -12,17 +12,22 @@ int caps_prepare_keep(void)
   return 0;
 }
 
-int caps_apply(const struct oci_caps *caps, struct isola_error **err)
+int caps_drop_bounding(uint64_t keep, struct isola_error **err)
 {
   int last = spec_cap_last();
-  /* Bounding set first: dropping needs CAP_SETPCAP, which we still hold. */
   for (int c = 0; c <= last; c++) {
-    if (caps->bounding & (1ULL << c))
+    if (keep & (1ULL << c))
       continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
       return isola_fail(err, errno, "process.capabilities.bounding: cannot drop %s",
                         spec_cap_name(c));
   }
+  return 0;
+}
+
+int caps_apply(const struct oci_caps *caps, struct isola_error **err)
+{
+  int last = spec_cap_last();
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct data[2] = {0};
   for (int i = 0; i < 2; i++) {

@@ -228,8 +228,8 @@ int cgroup_mounts_read(struct cgroup_mount **out, size_t *n_out, enum cgroup_lay
     *layout = CGROUP_LAYOUT_V1;
   } else {
     free(v);
-    return isola_failx(err, ENOENT,
-                       "no cgroup filesystem is mounted for this process (see /proc/self/mountinfo)");
+    return isola_failx(
+        err, ENOENT, "no cgroup filesystem is mounted for this process (see /proc/self/mountinfo)");
   }
   *out = v;
   *n_out = n;
@@ -437,8 +437,7 @@ static int destroy_one(const struct cgroup_path *p, double deadline, struct isol
   if (stat(p->path, &st) == 0) {
     /* The path comes from a state file: only ever rmdir on a cgroup filesystem. */
     if (!on_cgroupfs(p->path))
-      return isola_failx(err, EINVAL, "refusing to remove %s: not on a cgroup filesystem",
-                         p->path);
+      return isola_failx(err, EINVAL, "refusing to remove %s: not on a cgroup filesystem", p->path);
     *slash = '\0';
     _cleanup_close_ int parent = open_dir(dir);
     if (parent < 0)
@@ -504,8 +503,8 @@ static bool cpu_given(const struct oci_resources *r)
 {
   return (r->has_cpu_shares && r->cpu_shares) || (r->has_cpu_quota && r->cpu_quota) ||
          (r->has_cpu_period && r->cpu_period) || (r->has_cpu_burst && r->cpu_burst) ||
-         (r->has_cpu_rt_runtime && r->cpu_rt_runtime) || (r->has_cpu_rt_period && r->cpu_rt_period) ||
-         (r->has_cpu_idle && r->cpu_idle);
+         (r->has_cpu_rt_runtime && r->cpu_rt_runtime) ||
+         (r->has_cpu_rt_period && r->cpu_rt_period) || (r->has_cpu_idle && r->cpu_idle);
 }
 static bool cpuset_given(const struct oci_resources *r)
 {
@@ -559,14 +558,13 @@ static const struct knob_group {
     {"linux.resources.cpu.cpus/mems", "cpuset", "cpuset", cpuset_given, cgroup_v1_set_cpuset,
      cgroup_v2_set_cpuset},
     {"linux.resources.pids", "pids", "pids", pids_given, cgroup_v1_set_pids, cgroup_v2_set_pids},
-    {"linux.resources.blockIO", "blkio", "io", blkio_given, cgroup_v1_set_blkio,
-     cgroup_v2_set_io},
-    {"linux.resources.hugepageLimits", "hugetlb", "hugetlb", hugetlb_given,
-     cgroup_v1_set_hugetlb, cgroup_v2_set_hugetlb},
+    {"linux.resources.blockIO", "blkio", "io", blkio_given, cgroup_v1_set_blkio, cgroup_v2_set_io},
+    {"linux.resources.hugepageLimits", "hugetlb", "hugetlb", hugetlb_given, cgroup_v1_set_hugetlb,
+     cgroup_v2_set_hugetlb},
     {"linux.resources.network.classID", "net_cls", NULL, net_cls_given, cgroup_v1_set_net_cls,
      NULL},
-    {"linux.resources.network.priorities", "net_prio", NULL, net_prio_given,
-     cgroup_v1_set_net_prio, NULL},
+    {"linux.resources.network.priorities", "net_prio", NULL, net_prio_given, cgroup_v1_set_net_prio,
+     NULL},
     {"linux.resources.rdma", "rdma", "rdma", rdma_given, cgroup_set_rdma, cgroup_set_rdma},
     /* v1 devices when that controller is mounted, else an eBPF program on the v2 cgroup. */
     {"linux.resources.devices", "devices", "", devices_given, cgroup_v1_set_devices,
@@ -591,8 +589,7 @@ static const struct cgroup_path *find_v2(const struct cgroup *cg)
   return NULL;
 }
 
-int cgroup_apply(const struct cgroup *cg, const struct oci_resources *res,
-                 struct isola_error **err)
+int cgroup_apply(const struct cgroup *cg, const struct oci_resources *res, struct isola_error **err)
 {
   const struct cgroup_path *v2 = find_v2(cg);
   _cleanup_close_ int v2fd = -1;
@@ -640,7 +637,8 @@ int cgroup_freeze(const struct cgroup *cg, bool frozen, struct isola_error **err
   _cleanup_close_ int fd = open_dir(p->path);
   if (fd < 0)
     return isola_fail(err, -fd, "cannot open cgroup %s", p->path);
-  return *p->controller ? cgroup_v1_freeze(fd, frozen, err) : cgroup_v2_freeze(fd, frozen, err);
+  int r = *p->controller ? cgroup_v1_freeze(fd, frozen, err) : cgroup_v2_freeze(fd, frozen, err);
+  return r < 0 ? isola_error_prefix(err, "cgroup %s", p->path) : 0;
 }
 
 bool cgroup_is_frozen(const struct cgroup *cg)

@@ -18,9 +18,9 @@
 enum cgroup_layout { CGROUP_LAYOUT_V1, CGROUP_LAYOUT_V2, CGROUP_LAYOUT_HYBRID };
 
 struct cgroup_path {
-  char *controller; /* "memory", "cpu,cpuacct", ... or "" for the v2 hierarchy */
-  char *path;       /* absolute directory, e.g. /sys/fs/cgroup/memory/isola/ID */
-  bool created;     /* we made it (so delete removes it) */
+  char *controller;         /* "memory", "cpu,cpuacct", ... or "" for the v2 hierarchy */
+  char *path;               /* absolute directory, e.g. /sys/fs/cgroup/memory/isola/ID */
+  bool created;             /* we made it (so delete removes it) */
   unsigned created_parents; /* how many directories above path we made too (destroy removes
                              * them when empty); 0 when created is false */
 };

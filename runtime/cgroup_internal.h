@@ -4,7 +4,8 @@
  * Every knob writer takes an fd of the container's directory in the hierarchy that hosts its
  * controller, writes only the values that are present in the oci_resources, and fails with an
  * error that names the OCI field, the file and the value:
- *   "linux.resources.memory.limit: cannot set memory.limit_in_bytes to 1234: Device or resource busy"
+ *   "linux.resources.memory.limit: cannot set memory.limit_in_bytes to 1234: Device or resource
+ * busy"
  *
  * Zero values: like runc, a 0 for memory limit/swap/reservation, cpu shares/quota/period/realtime,
  * pids limit and blkio weights means "unset" (config generators such as Docker emit zeros for

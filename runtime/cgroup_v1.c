@@ -165,8 +165,8 @@ static const char *weight_file(int fd, const char *cfq, const char *bfq)
   return cgroup_has_file(fd, cfq) ? cfq : (bfq && cgroup_has_file(fd, bfq)) ? bfq : NULL;
 }
 
-static int set_weight(int fd, const char *cfq, const char *bfq, uint16_t weight,
-                      const char *field, struct isola_error **err)
+static int set_weight(int fd, const char *cfq, const char *bfq, uint16_t weight, const char *field,
+                      struct isola_error **err)
 {
   if (weight == 0)
     return 0;
@@ -208,8 +208,9 @@ int cgroup_v1_set_blkio(int fd, const struct oci_resources *r, struct isola_erro
     }
     if (d->has_leaf_weight && d->leaf_weight) {
       if (!cgroup_has_file(fd, "blkio.leaf_weight_device"))
-        return isola_failx(err, ENOTSUP, "%s.leafWeight: this kernel has no "
-                                         "blkio.leaf_weight_device (no CFQ I/O scheduler)",
+        return isola_failx(err, ENOTSUP,
+                           "%s.leafWeight: this kernel has no "
+                           "blkio.leaf_weight_device (no CFQ I/O scheduler)",
                            f);
       snprintf(val, sizeof(val), "%lld:%lld %u", (long long) d->major, (long long) d->minor,
                d->leaf_weight);
@@ -262,8 +263,8 @@ int cgroup_v1_set_net_cls(int fd, const struct oci_resources *r, struct isola_er
 {
   if (!r->has_net_class_id)
     return 0;
-  return cgroup_write_i64(fd, "net_cls.classid", r->net_class_id,
-                          "linux.resources.network.classID", err);
+  return cgroup_write_i64(fd, "net_cls.classid", r->net_class_id, "linux.resources.network.classID",
+                          err);
 }
 
 int cgroup_v1_set_net_prio(int fd, const struct oci_resources *r, struct isola_error **err)
@@ -346,8 +347,8 @@ int cgroup_v1_freeze(int fd, bool frozen, struct isola_error **err)
   }
   if (frozen)
     (void) write_file_at(fd, "freezer.state", "THAWED", 6);
-  return isola_failx(err, EBUSY, "cannot set freezer.state to %s: still not done after 1 s%s",
-                     want, frozen ? " (thawed again)" : "");
+  return isola_failx(err, EBUSY, "cannot set freezer.state to %s: still not done after 1 s%s", want,
+                     frozen ? " (thawed again)" : "");
 }
 
 bool cgroup_v1_is_frozen(int fd)

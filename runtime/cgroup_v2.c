@@ -107,9 +107,9 @@ int cgroup_v2_set_memory(int fd, const struct oci_resources *r, struct isola_err
                            "%s: cannot set %lld: swap accounting is off in this kernel (no "
                            "memory.swap.max)",
                            F_SWAP, (long long) swap);
-    } else if ((ret = swap_max < 0 ? cgroup_write(fd, "memory.swap.max", "max", F_SWAP, err)
-                                   : cgroup_write_i64(fd, "memory.swap.max", swap_max, F_SWAP,
-                                                      err)) < 0) {
+    } else if ((ret = swap_max < 0
+                          ? cgroup_write(fd, "memory.swap.max", "max", F_SWAP, err)
+                          : cgroup_write_i64(fd, "memory.swap.max", swap_max, F_SWAP, err)) < 0) {
       return ret;
     }
   }
@@ -151,8 +151,7 @@ int cgroup_v2_set_cpu(int fd, const struct oci_resources *r, struct isola_error 
 {
   int ret;
   if (r->has_cpu_shares && r->cpu_shares &&
-      (ret = cgroup_write_i64(fd, "cpu.weight",
-                              (int64_t) cgroup_v2_shares_to_weight(r->cpu_shares),
+      (ret = cgroup_write_i64(fd, "cpu.weight", (int64_t) cgroup_v2_shares_to_weight(r->cpu_shares),
                               "linux.resources.cpu.shares", err)) < 0)
     return ret;
   bool quota = r->has_cpu_quota && r->cpu_quota, period = r->has_cpu_period && r->cpu_period;
@@ -175,10 +174,9 @@ int cgroup_v2_set_cpu(int fd, const struct oci_resources *r, struct isola_error 
                               "linux.resources.cpu.burst", err)) < 0)
     return ret;
   if ((r->has_cpu_rt_runtime && r->cpu_rt_runtime) || (r->has_cpu_rt_period && r->cpu_rt_period))
-    return isola_failx(err, ENOTSUP,
-                       "linux.resources.cpu.%s: cgroup v2 has no real-time CPU budget",
-                       r->has_cpu_rt_runtime && r->cpu_rt_runtime ? "realtimeRuntime"
-                                                                  : "realtimePeriod");
+    return isola_failx(
+        err, ENOTSUP, "linux.resources.cpu.%s: cgroup v2 has no real-time CPU budget",
+        r->has_cpu_rt_runtime && r->cpu_rt_runtime ? "realtimeRuntime" : "realtimePeriod");
   if (r->has_cpu_idle && (r->cpu_idle || cgroup_has_file(fd, "cpu.idle")) &&
       (ret = cgroup_write_i64(fd, "cpu.idle", r->cpu_idle, "linux.resources.cpu.idle", err)) < 0)
     return ret;
@@ -334,8 +332,8 @@ int cgroup_v2_freeze(int fd, bool frozen, struct isola_error **err)
   }
   if (frozen)
     (void) write_file_at(fd, "cgroup.freeze", "0", 1);
-  return isola_failx(err, EBUSY, "cannot set cgroup.freeze to %s: still not done after 1 s%s",
-                     want, frozen ? " (thawed again)" : "");
+  return isola_failx(err, EBUSY, "cannot set cgroup.freeze to %s: still not done after 1 s%s", want,
+                     frozen ? " (thawed again)" : "");
 }
 
 bool cgroup_v2_is_frozen(int fd)
@@ -360,8 +358,8 @@ struct bpf_prog_buf {
 static void emit(struct bpf_prog_buf *p, uint8_t code, uint8_t dst, uint8_t src, int16_t off,
                  int32_t imm)
 {
-  p->insn[p->n++] = (struct bpf_insn){
-      .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
+  p->insn[p->n++] =
+      (struct bpf_insn){.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
 }
 
 #define MAX_DEVICE_RULES 4096
@@ -371,8 +369,7 @@ static void emit(struct bpf_prog_buf *p, uint8_t code, uint8_t dst, uint8_t src,
  * minor } and returns 1 to allow. OCI rules are ordered and the last match wins, so the blocks
  * test the rules from last to first and return at the first match; nothing matches → deny.
  * A rule matching everything ends the program (the verifier refuses unreachable code). */
-static void build_device_prog(const struct oci_device_rule *rules, size_t n,
-                              struct bpf_prog_buf *p)
+static void build_device_prog(const struct oci_device_rule *rules, size_t n, struct bpf_prog_buf *p)
 {
   emit(p, BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = type */
   emit(p, BPF_ALU | BPF_AND | BPF_K, BPF_REG_2, 0, 0, 0xffff);
@@ -455,8 +452,8 @@ int cgroup_v2_set_devices(int cgfd, const struct oci_resources *r, struct isola_
   attr.license = (uint64_t) (uintptr_t) "GPL";
   _cleanup_close_ int progfd = sys_bpf(BPF_PROG_LOAD, &attr);
   if (progfd < 0)
-    return isola_fail(err, -progfd, "%s: cannot load the device eBPF program (%zu instructions)",
-                      F, prog.n);
+    return isola_fail(err, -progfd, "%s: cannot load the device eBPF program (%zu instructions)", F,
+                      prog.n);
   memset(&attr, 0, sizeof(attr));
   attr.target_fd = cgfd;
   attr.attach_bpf_fd = progfd;

@@ -111,8 +111,11 @@ int wait_forwarding_signals(pid_t pid, const sigset_t *forwarded);
 void block_forwarded_signals(sigset_t *set, sigset_t *old);
 
 /* ---- capabilities (caps.c) ---- */
-/* Keep capabilities across setuid, then set all five sets (bounding drop, ambient raise). */
+/* Keep capabilities across setuid (call before changing uid). */
 int caps_prepare_keep(void);
+/* Shrink the bounding set to `keep`; needs CAP_SETPCAP, so before the uid changes. */
+int caps_drop_bounding(uint64_t keep, struct isola_error **err);
+/* Set effective, permitted, inheritable, then raise ambient (after the uid change). */
 int caps_apply(const struct oci_caps *caps, struct isola_error **err);
 
 /* ---- the user process (process.c), in the container process ---- */

@@ -22,6 +22,7 @@ struct init_args {
   int proc_fd;      /* the host's /proc, to reopen the fifo after pivot_root */
   int console_fd;   /* -1, or a connected console socket */
   int listener_fd;  /* -1, or a connected seccomp listener socket */
+  int state_dirfd;  /* the locked state directory: closed at once, or the lock would live on */
   bool new_user_ns;
 };
 
@@ -116,6 +117,7 @@ static int init_main(void *arg)
   struct init_args *a = arg;
   struct isola_error *err = NULL;
   _cleanup_free_ char *state_json = NULL, *exe = NULL;
+  close(a->state_dirfd);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -305,7 +307,7 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
   struct init_args args = {.spec = spec, .co = co, .cgroup = st->cgroup, .seccomp =
                            spec->seccomp ? &prog : NULL, .sync_fd = sync[1], .fifo_fd = fifo_fd,
                            .proc_fd = proc_fd, .console_fd = console_fd,
-                           .listener_fd = listener_fd};
+                           .listener_fd = listener_fd, .state_dirfd = dirfd};
   struct spawn_req req = {.sync_fd = sync[1], .fn = init_main, .arg = &args};
   for (int pass = 0; pass < 2; pass++) /* joined namespaces: the user namespace last */
     for (size_t i = 0; i < spec->n_namespaces; i++) {

@@ -201,19 +201,9 @@ int process_exec_final(const struct process_exec *pe, const char *exe, struct is
     return isola_fail(err, errno, "process.cwd: cannot change to \"%s\"", p->cwd);
   if (p->has_caps && caps_prepare_keep() < 0)
     return isola_fail(err, errno, "cannot keep capabilities across setuid");
-  if (p->has_caps) {
-    /* The bounding set can only shrink while we still hold CAP_SETPCAP. */
-    struct oci_caps bounding_only = {.bounding = p->caps.bounding,
-                                     .effective = ~0ULL, .permitted = ~0ULL, .inheritable = 0};
-    (void) bounding_only;
-  }
-  int last = spec_cap_last();
-  if (p->has_caps)
-    for (int c = 0; c <= last; c++)
-      if (!(p->caps.bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
-          errno != EINVAL)
-        return isola_fail(err, errno, "process.capabilities.bounding: cannot drop %s",
-                          spec_cap_name(c));
+  /* The bounding set can only shrink while we still hold CAP_SETPCAP. */
+  if (p->has_caps && (r = caps_drop_bounding(p->caps.bounding, err)) < 0)
+    return r;
 
   /* Without no_new_privs a filter needs CAP_SYS_ADMIN: load it while we are still root. */
   if (pe->seccomp && !p->no_new_privileges && (r = install_seccomp(pe, err)) < 0)

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -14,7 +15,7 @@ BUILDS = [b for b in os.environ.get("ISOLA_BUILDS", "build").split(",") if b]
 
 def pytest_generate_tests(metafunc):
     if "rt" in metafunc.fixturenames:
-        metafunc.parametrize("rt", BUILDS, indirect=True, scope="session")
+        metafunc.parametrize("rt", BUILDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -35,13 +36,25 @@ class Runtime:
         self.build = build
         self.path = runtime_path(build)
         self.root = str(root)
+        self.ids = []
 
     def cmd(self, *args):
         return [self.path, "--root", self.root, *map(str, args)]
 
     def __call__(self, *args, input=None, timeout=60, check=False, **kw):
-        r = subprocess.run(self.cmd(*args), input=input, capture_output=True, timeout=timeout,
-                           **kw)
+        detached = args and (args[0] == "create" or (args[0] in ("run", "exec") and (
+            "-d" in args or "--detach" in args)))
+        if detached:
+            # The container keeps our stdio: capture to files, not pipes we would wait on.
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                p = subprocess.run(self.cmd(*args), stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=err, timeout=timeout, **kw)
+                out.seek(0)
+                err.seek(0)
+                r = subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
+        else:
+            r = subprocess.run(self.cmd(*args), input=input, capture_output=True,
+                               timeout=timeout, **kw)
         if check and r.returncode != 0:
             raise AssertionError(f"{args} failed ({r.returncode}): {r.stderr!r}")
         return r
@@ -57,6 +70,7 @@ class Bundle:
     def __init__(self, path, rootfs_template, rt):
         self.path = path
         self.rootfs = path / "rootfs"
+        path.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-al", str(rootfs_template), str(self.rootfs)], check=True)
         with open(os.path.join(TOP, "tests/integration/base-config.json")) as f:
             self.config = json.load(f)
@@ -94,6 +108,16 @@ def rt(request, tmp_path):
             r("delete", "--force", cid)
         leftover = os.listdir(r.root)
         assert leftover == [], f"state left behind: {leftover}"
+    left = []
+    for c in r.ids:
+        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            if not os.path.isdir(base):
+                continue
+            for ctrl in [""] + os.listdir(base):
+                p = os.path.join(base, ctrl, "isola", c)
+                if os.path.isdir(p):
+                    left.append(p)
+    assert left == [], f"cgroups left behind: {left}"
 
 
 @pytest.fixture
@@ -108,16 +132,8 @@ def bundle(tmp_path, template_rootfs, rt):
 
 
 @pytest.fixture
-def cid(request):
-    """A container id unique to the test; checks its cgroups are gone afterwards."""
+def cid(rt):
+    """A container id unique to the test; rt checks its cgroups are gone afterwards."""
     c = "t-" + uuid.uuid4().hex[:12]
-    yield c
-    left = []
-    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        if not os.path.isdir(base):
-            continue
-        for ctrl in [""] + os.listdir(base):
-            p = os.path.join(base, ctrl, "isola", c)
-            if os.path.isdir(p):
-                left.append(p)
-    assert left == [], f"cgroups left behind: {left}"
+    rt.ids.append(c)
+    return c

@@ -104,6 +104,6 @@ int main(void)
                "linux.seccomp.defaultAction: unknown action");
   expect_error("{" BASE ",\"hooks\":{\"prestart\":[{\"path\":\"rel\"}]}}", "hooks.prestart[0]");
   expect_error("{" BASE ",\"linux\":{\"sysctl\":{\"../../x\":\"1\"}}}", "linux.sysctl");
-  expect_error("{" BASE "} trailing", "trailing data");
+  expect_error("{" BASE "} trailing", "invalid JSON");
   done_testing();
 }

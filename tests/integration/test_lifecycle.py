@@ -1,0 +1,232 @@
+"""create / start / state / kill / delete / run / list / ps / pause / resume / exec."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+
+def wait_status(rt, cid, want, timeout=10):
+    end = time.time() + timeout
+    st = None
+    while time.time() < end:
+        st = rt.state(cid)["status"]
+        if st == want:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{cid} is {st}, wanted {want}")
+
+
+def test_run_echo(rt, bundle, cid):
+    bundle.args("echo", "hello")
+    r = rt("run", "--bundle", bundle.path, cid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello\n"
+    assert not os.path.exists(os.path.join(rt.root, cid)), "run removes the container"
+
+
+def test_run_exit_code(rt, bundle, cid):
+    bundle.args("sh", "-c", "exit 42")
+    assert rt("run", "-b", bundle.path, cid).returncode == 42
+
+
+def test_run_killed_by_signal(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    p = subprocess.Popen(rt.cmd("run", "-b", bundle.path, cid))
+    for _ in range(500):
+        if os.path.exists(os.path.join(rt.root, cid)) and rt("state", cid).returncode == 0 \
+                and rt.state(cid)["status"] == "running":
+            break
+        time.sleep(0.01)
+    rt.ok("kill", cid, "KILL")
+    assert p.wait(timeout=10) == 128 + 9
+
+
+def test_run_forwards_signals(rt, bundle, cid):
+    bundle.args("sh", "-c", "trap 'exit 5' TERM; while :; do sleep 0.05; done")
+    p = subprocess.Popen(rt.cmd("run", "-b", bundle.path, cid))
+    for _ in range(500):
+        if os.path.exists(os.path.join(rt.root, cid)) and rt("state", cid).returncode == 0 \
+                and rt.state(cid)["status"] == "running":
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 5
+
+
+def test_run_stdin(rt, bundle, cid):
+    bundle.args("sh", "-c", "read x; echo got $x")
+    r = rt("run", "-b", bundle.path, cid, input=b"abc\n")
+    assert r.stdout == b"got abc\n"
+
+
+def test_stdout_stderr_separate(rt, bundle, cid):
+    bundle.args("sh", "-c", "echo out; echo err >&2")
+    r = rt("run", "-b", bundle.path, cid)
+    assert r.stdout == b"out\n" and r.stderr == b"err\n"
+
+
+def test_lifecycle(rt, bundle, cid, tmp_path):
+    bundle.args("sh", "-c", "echo started > /dev/shm/x; sleep 100")
+    pidfile = tmp_path / "pid"
+    r = rt("create", "--bundle", bundle.path, "--pid-file", pidfile, cid)
+    assert r.returncode == 0, r.stderr
+    st = rt.state(cid)
+    assert st["status"] == "created" and st["id"] == cid
+    assert st["pid"] == int(pidfile.read_text())
+    assert st["bundle"] == str(bundle.path) and st["ociVersion"].startswith("1.")
+    assert os.path.exists(f"/proc/{st['pid']}")
+    rt.ok("start", cid)
+    wait_status(rt, cid, "running")
+    # start twice is an error
+    r = rt("start", cid)
+    assert r.returncode != 0 and b"not created" in r.stderr
+    # delete of a running container needs --force
+    r = rt("delete", cid)
+    assert r.returncode != 0 and b"--force" in r.stderr
+    rt.ok("kill", cid, "KILL")
+    wait_status(rt, cid, "stopped")
+    assert rt.state(cid)["pid"] == 0
+    rt.ok("delete", cid)
+    r = rt("state", cid)
+    assert r.returncode != 0 and b"does not exist" in r.stderr
+
+
+def test_delete_created(rt, bundle, cid):
+    bundle.args("true")
+    rt.ok("create", "-b", bundle.path, cid)
+    pid = rt.state(cid)["pid"]
+    rt.ok("delete", cid)
+    time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_kill_signal_names(rt, bundle, cid):
+    bundle.args("sh", "-c", "trap 'echo usr1 > /dev/shm/sig' USR1; while :; do sleep 0.05; done")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    for sig in ("USR1", "SIGUSR1", str(int(signal.SIGUSR1))):
+        rt.ok("kill", cid, sig)
+    r = rt("kill", cid, "NOSUCHSIG")
+    assert r.returncode != 0 and b"unknown signal" in r.stderr
+    rt.ok("kill", cid, "KILL")
+    wait_status(rt, cid, "stopped")
+
+
+def test_list_and_ps(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    rt.ok("run", "--detach", "-b", bundle.path, cid)
+    ids = rt.ok("list", "-q").stdout.decode().split()
+    assert ids == [cid]
+    lst = json.loads(rt.ok("list", "--format", "json").stdout)
+    assert lst[0]["id"] == cid and lst[0]["status"] == "running"
+    pids = json.loads(rt.ok("ps", "--format", "json", cid).stdout)
+    assert pids == [rt.state(cid)["pid"]]
+    table = rt.ok("ps", cid).stdout.decode()
+    assert "PID" in table.splitlines()[0] and "sleep" in table
+    rt.ok("delete", "--force", cid)
+
+
+def test_pause_resume(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    rt.ok("pause", cid)
+    assert rt.state(cid)["status"] == "paused"
+    pid = rt.state(cid)["pid"]
+    state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    assert state in ("D", "S", "T"), state
+    r = rt("pause", cid)
+    assert r.returncode != 0
+    rt.ok("resume", cid)
+    assert rt.state(cid)["status"] == "running"
+    rt.ok("delete", "-f", cid)
+
+
+def test_delete_force_paused(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    rt.ok("pause", cid)
+    rt.ok("delete", "--force", cid)
+    assert rt("state", cid).returncode != 0
+
+
+def test_exec(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    r = rt("exec", cid, "sh", "-c", "echo $$ $(hostname); exit 7")
+    assert r.returncode == 7
+    pid_in_ns, host = r.stdout.decode().split()
+    assert host == "isola" and int(pid_in_ns) > 1
+    r = rt("exec", "--env", "FOO=bar", "--cwd", "/tmp", cid, "sh", "-c", "echo $FOO $PWD")
+    assert r.stdout == b"bar /tmp\n"
+    r = rt("exec", "--user", "65534:65534", cid, "id")
+    assert b"uid=65534" in r.stdout and b"gid=65534" in r.stdout
+    r = rt("exec", cid, "nonexistent-cmd")
+    assert r.returncode != 0 and b"not found" in r.stderr
+    r = rt("exec", cid, "sh", "-c", "read x; echo [$x]", input=b"in\n")
+    assert r.stdout == b"[in]\n"
+    rt.ok("delete", "-f", cid)
+
+
+def test_exec_process_file(rt, bundle, cid, tmp_path):
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    proc = dict(bundle.process, args=["sh", "-c", "echo from-file $A"], env=["A=1", "PATH=/bin"])
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    r = rt("exec", "--process", tmp_path / "p.json", cid)
+    assert r.returncode == 0 and r.stdout == b"from-file 1\n", r.stderr
+    pidfile = tmp_path / "exec.pid"
+    rt.ok("exec", "-d", "--pid-file", pidfile, cid, "sleep", "50")
+    epid = int(pidfile.read_text())
+    assert epid in json.loads(rt.ok("ps", "--format", "json", cid).stdout)
+    rt.ok("delete", "-f", cid)
+    time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{epid}") or "Z" in open(f"/proc/{epid}/stat").read().split()[2]
+
+
+def test_run_keep(rt, bundle, cid):
+    bundle.args("sh", "-c", "exit 3")
+    assert rt("run", "--keep", "-b", bundle.path, cid).returncode == 3
+    assert rt.state(cid)["status"] == "stopped"
+    rt.ok("delete", cid)
+
+
+def test_spec_and_features(rt, tmp_path):
+    rt.ok("spec", "--bundle", tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["ociVersion"].startswith("1.") and cfg["process"]["args"] == ["sh"]
+    r = rt("spec", "--bundle", tmp_path)
+    assert r.returncode != 0 and b"already exists" in r.stderr
+    (tmp_path / "config.json").unlink()
+    rt.ok("spec", "--rootless", "--bundle", tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert any(n["type"] == "user" for n in cfg["linux"]["namespaces"])
+    f = json.loads(rt.ok("features").stdout)
+    assert "user" in f["linux"]["namespaces"] and f["linux"]["seccomp"]["enabled"]
+
+
+def test_delete_force_after_sigkilled_create(rt, bundle, cid):
+    """A runtime killed in the middle of create leaves state that delete --force cleans."""
+    bundle.args("true")
+    # Stop create while it waits for a createRuntime hook, then SIGKILL it.
+    hook = bundle.path / "hook.sh"
+    hook.write_text("#!/bin/sh\nsleep 30\n")
+    hook.chmod(0o755)
+    bundle.config["hooks"] = {"createRuntime": [{"path": str(hook)}]}
+    bundle.save()
+    p = subprocess.Popen(rt.cmd("create", "-b", bundle.path, cid))
+    for _ in range(200):
+        if os.path.exists(os.path.join(rt.root, cid, "state.json")):
+            st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+            if st.get("pid"):
+                break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    p.kill()
+    p.wait()
+    pid = json.load(open(os.path.join(rt.root, cid, "state.json")))["pid"]
+    assert pid > 0 and os.path.exists(f"/proc/{pid}")
+    rt.ok("delete", "--force", cid)
+    time.sleep(0.05)
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    subprocess.run(["pkill", "-f", str(hook)])
