@@ -183,6 +183,14 @@ static int write_id_map(pid_t pid, const char *file, const struct oci_idmap *m, 
   return 0;
 }
 
+static uid_t host_id_of_root(const struct oci_idmap *m, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (m[i].container_id == 0)
+      return m[i].host_id;
+  return 0;
+}
+
 /* The device rules every container gets after its own, as runc does. */
 static void add_default_device_rules(struct oci_resources *res)
 {
@@ -270,6 +278,13 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
     goto fail;
   if (mkfifoat(dirfd, EXEC_FIFO, 0600) < 0) {
     r = isola_fail(err, errno, "cannot create the exec fifo");
+    goto fail;
+  }
+  /* In a new user namespace, init reopens the fifo as the mapped root. */
+  if (spec_find_ns(spec, NS_USER) && !spec_find_ns(spec, NS_USER)->path &&
+      fchownat(dirfd, EXEC_FIFO, host_id_of_root(spec->uid_mappings, spec->n_uid_mappings),
+               host_id_of_root(spec->gid_mappings, spec->n_gid_mappings), 0) < 0) {
+    r = isola_fail(err, errno, "cannot hand the exec fifo to the container's root");
     goto fail;
   }
   fifo_fd = openat(dirfd, EXEC_FIFO, O_PATH | O_CLOEXEC);
