@@ -3,6 +3,7 @@
 #include "container.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -19,8 +20,8 @@ static int resolve_in_root(int rootfd, const char *path, int flags)
   return fd < 0 ? -errno : fd;
 }
 
-int open_in_root(int rootfd, const char *path, bool create, bool file, int flags,
-                 struct isola_error **err)
+static int open_in_root_depth(int rootfd, const char *path, bool create, bool file, int flags,
+                              int depth, struct isola_error **err)
 {
   while (*path == '/')
     path++;
@@ -29,6 +30,8 @@ int open_in_root(int rootfd, const char *path, bool create, bool file, int flags
   int fd = resolve_in_root(rootfd, path, flags);
   if (fd >= 0 || fd != -ENOENT || !create)
     return fd >= 0 ? fd : isola_fail(err, -fd, "cannot open \"/%s\" in the rootfs", path);
+  if (depth > 40)
+    return isola_failx(err, ELOOP, "\"/%s\": too many levels of symbolic links", path);
 
   /* Walk component by component, each prefix resolved from the rootfs again, so that a
    * symlink anywhere (absolute, or "..") stays confined to the rootfs. */
@@ -55,11 +58,23 @@ int open_in_root(int rootfd, const char *path, bool create, bool file, int flags
       } else {
         r = mkdirat(parent, name, 0755);
       }
-      if (r < 0 && errno != EEXIST)
+      if (r < 0 && errno == EEXIST) {
+        /* A dangling symlink (e.g. /etc/resolv.conf in many images): create its target,
+         * interpreted inside the rootfs, as runc does. */
+        char target[PATH_MAX];
+        ssize_t n = readlinkat(parent, name, target, sizeof(target) - 1);
+        if (n < 0)
+          return isola_fail(err, errno, "cannot create \"/%s\" in the rootfs", buf);
+        target[n] = '\0';
+        *(char *) name = '\0'; /* buf is now the directory holding the link */
+        _cleanup_free_ char *next =
+            xasprintf("%s%s%s%s%s", target[0] == '/' ? "" : buf, target[0] == '/' ? "" : "/",
+                      target, last ? "" : "/", last ? "" : slash + 1);
+        return open_in_root_depth(rootfd, next, create, file, flags, depth + 1, err);
+      }
+      if (r < 0)
         return isola_fail(err, errno, "cannot create \"/%s\" in the rootfs", buf);
       cfd = resolve_in_root(rootfd, buf, last ? flags : O_PATH | O_DIRECTORY);
-      if (cfd == -ENOENT)
-        return isola_failx(err, ENOENT, "\"/%s\" in the rootfs is a dangling symlink", buf);
     }
     if (cfd < 0)
       return isola_fail(err, -cfd, "cannot open \"/%s\" in the rootfs", buf);
@@ -70,6 +85,12 @@ int open_in_root(int rootfd, const char *path, bool create, bool file, int flags
     *slash = '/';
     p = slash + 1;
   }
+}
+
+int open_in_root(int rootfd, const char *path, bool create, bool file, int flags,
+                 struct isola_error **err)
+{
+  return open_in_root_depth(rootfd, path, create, file, flags, 0, err);
 }
 
 static char *fd_path(int fd)

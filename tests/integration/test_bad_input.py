@@ -1,0 +1,170 @@
+"""Bad input: each is rejected with one clear line naming what was wrong, and leaves nothing
+behind (the rt and bundle fixtures check state, cgroups and mounts after every test)."""
+import json
+import os
+
+import pytest
+
+
+def rejected(rt, bundle, cid, *needles, verb="run"):
+    r = rt(verb, "-b", bundle.path, cid)
+    assert r.returncode != 0
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert not os.path.exists(os.path.join(rt.root, cid)), "state left behind"
+    return lines[0]
+
+
+def test_malformed_json(rt, bundle, cid):
+    (bundle.path / "config.json").write_text('{"ociVersion": "1.0.0", "root": ')
+    rejected(rt, bundle, cid, "config.json", "invalid JSON")
+
+
+def test_wrong_types(rt, bundle, cid):
+    bundle.process["args"] = "sh -c true"
+    bundle.save()
+    rejected(rt, bundle, cid, "process.args", "expected an array")
+
+
+def test_missing_config(rt, bundle, cid):
+    (bundle.path / "config.json").unlink()
+    rejected(rt, bundle, cid, "config.json", "No such file")
+
+
+def test_missing_rootfs(rt, bundle, cid):
+    bundle.config["root"]["path"] = "nope"
+    bundle.save()
+    rejected(rt, bundle, cid, "root.path", "nope")
+
+
+def test_rootfs_not_a_directory(rt, bundle, cid):
+    (bundle.path / "file").write_text("x")
+    bundle.config["root"]["path"] = "file"
+    bundle.save()
+    rejected(rt, bundle, cid, "root.path", "not a directory")
+
+
+def test_unknown_namespace(rt, bundle, cid):
+    bundle.linux["namespaces"].append({"type": "bogus"})
+    bundle.save()
+    rejected(rt, bundle, cid, "linux.namespaces[6]", "bogus")
+
+
+def test_bad_namespace_path(rt, bundle, cid):
+    bundle.linux["namespaces"] = [{"type": "network", "path": "/proc/self/ns/nope"},
+                                  {"type": "mount"}, {"type": "uts"}]
+    bundle.save()
+    rejected(rt, bundle, cid, "network namespace", "/proc/self/ns/nope")
+
+
+def test_unknown_capability(rt, bundle, cid):
+    bundle.process["capabilities"]["bounding"].append("CAP_WISHFUL")
+    bundle.save()
+    rejected(rt, bundle, cid, "process.capabilities.bounding[3]", "CAP_WISHFUL")
+
+
+def test_unknown_rlimit(rt, bundle, cid):
+    bundle.process["rlimits"] = [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]
+    bundle.save()
+    rejected(rt, bundle, cid, "process.rlimits[0]", "RLIMIT_BOGUS")
+
+
+def test_missing_command(rt, bundle, cid):
+    bundle.args("/no/such/program")
+    rejected(rt, bundle, cid, "/no/such/program")
+    bundle.args("nosuchprogram")
+    rejected(rt, bundle, cid, "nosuchprogram", "not found in $PATH")
+
+
+def test_relative_cwd(rt, bundle, cid):
+    bundle.process["cwd"] = "tmp"
+    bundle.save()
+    rejected(rt, bundle, cid, "process.cwd", "absolute")
+
+
+def test_unsupported_version(rt, bundle, cid):
+    bundle.config["ociVersion"] = "2.0.0"
+    bundle.save()
+    rejected(rt, bundle, cid, "ociVersion", "2.0.0")
+
+
+def test_bind_source_missing(rt, bundle, cid):
+    bundle.config["mounts"].append({"destination": "/data", "source": "/no/such/dir",
+                                    "options": ["bind"]})
+    bundle.save()
+    rejected(rt, bundle, cid, "mounts[7]", "/no/such/dir")
+
+
+def test_bad_mount_type(rt, bundle, cid):
+    bundle.config["mounts"].append({"destination": "/x", "type": "nosuchfs", "source": "x"})
+    bundle.save()
+    rejected(rt, bundle, cid, "mounts[7]", "nosuchfs")
+
+
+def test_invalid_ids(rt, bundle):
+    for bad in ("../escape", "a/b", "", ".."):
+        r = rt("run", "-b", bundle.path, bad)
+        assert r.returncode != 0 and b"container id" in r.stderr, (bad, r.stderr)
+    assert not os.path.exists(os.path.join(os.path.dirname(rt.root), "escape"))
+
+
+def test_duplicate_id(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    rt.ok("create", "-b", bundle.path, cid)
+    r = rt("create", "-b", bundle.path, cid)
+    assert r.returncode != 0 and b"already exists" in r.stderr
+    assert rt.state(cid)["status"] == "created", "the first container is untouched"
+    rt.ok("delete", cid)
+
+
+def test_huge_config(rt, bundle, cid):
+    (bundle.path / "config.json").write_text('{"x": "' + "a" * (17 << 20) + '"}')
+    rejected(rt, bundle, cid, "config.json", "16 MiB")
+
+
+def test_bad_cli(rt, bundle, cid):
+    r = rt("run", "--no-such-flag", cid)
+    assert r.returncode != 0 and b"unknown option" in r.stderr
+    r = rt("frobnicate")
+    assert r.returncode != 0 and b"unknown command" in r.stderr
+    r = rt("kill")
+    assert r.returncode != 0 and b"usage" in r.stderr
+    r = rt("state", "nonexistent")
+    assert r.returncode != 0 and b"does not exist" in r.stderr
+    r = rt("--log-format", "xml", "list")
+    assert r.returncode != 0 and b"--log-format" in r.stderr
+    r = rt("--systemd-cgroup", "run", "-b", bundle.path, cid)
+    assert r.returncode != 0 and b"systemd" in r.stderr
+
+
+@pytest.mark.parametrize("dest", ["/escape/inside", "/../../../../../../../../tmp/ESCAPE/x",
+                                  "/abs/inside"])
+def test_mount_destination_cannot_escape(rt, bundle, cid, tmp_path, dest):
+    """Destinations through '..' or symlinks (relative or absolute) stay in the rootfs."""
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (bundle.rootfs / "escape").symlink_to("../../../../../../../../" + str(host).lstrip("/"))
+    (bundle.rootfs / "abs").symlink_to(str(host))
+    dest = dest.replace("ESCAPE", str(host.relative_to("/tmp")))
+    bundle.config["mounts"].append({"destination": dest, "type": "tmpfs", "source": "tmpfs"})
+    bundle.config["root"]["readonly"] = False
+    bundle.args("sh", "-c", "echo inside > " + dest + "/f")
+    r = rt("run", "-b", bundle.path, cid)
+    assert r.returncode == 0, r.stderr
+    assert list(host.iterdir()) == [], "nothing may be created outside the rootfs"
+
+
+def test_bind_file_over_symlink_stays_inside(rt, bundle, cid, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("host data\n")
+    (bundle.rootfs / "etc" / "link").symlink_to(str(victim))
+    src = tmp_path / "src"
+    src.write_text("replacement\n")
+    bundle.config["mounts"].append({"destination": "/etc/link", "source": str(src),
+                                    "options": ["bind"]})
+    bundle.args("cat", "/etc/link")
+    r = rt("run", "-b", bundle.path, cid)
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "host data\n"
