@@ -75,7 +75,6 @@ int terminal_relay(int master, pid_t child, int *status)
   if (isatty(0) && tcgetattr(0, &saved) == 0) {
     raw = saved;
     cfmakeraw(&raw);
-    raw.c_oflag |= OPOST; /* keep \n → \r\n on our side of the relay */
     if (tcsetattr(0, TCSANOW, &raw) == 0)
       restore = true;
     struct winsize ws;

@@ -1,0 +1,47 @@
+"""Terminals in the foreground: run and exec with process.terminal relay a pty to ours."""
+import os
+import pty
+import time
+
+
+def run_on_pty(argv, stdin=b""):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    if stdin:
+        time.sleep(0.3)
+        os.write(fd, stdin)
+    out = b""
+    while True:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    _, st = os.waitpid(pid, 0)
+    return out, os.waitstatus_to_exitcode(st)
+
+
+def test_run_with_terminal(rt, bundle, cid):
+    bundle.process["terminal"] = True
+    bundle.args("sh", "-c", "tty; test -t 0 && echo isatty; exit 3")
+    out, code = run_on_pty(rt.cmd("run", "-b", bundle.path, cid))
+    assert code == 3
+    assert out == b"/dev/pts/0\r\nisatty\r\n", out
+
+
+def test_run_terminal_input(rt, bundle, cid):
+    bundle.process["terminal"] = True
+    bundle.args("sh", "-c", "read line; echo got:$line")
+    out, code = run_on_pty(rt.cmd("run", "-b", bundle.path, cid), stdin=b"hello\r")
+    assert code == 0 and b"got:hello" in out, out
+
+
+def test_exec_tty(rt, bundle, cid):
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    out, code = run_on_pty(rt.cmd("exec", "-t", cid, "sh", "-c", "tty; exit 4"))
+    assert code == 4 and out.startswith(b"/dev/pts/"), out
+    rt.ok("delete", "-f", cid)
