@@ -5,7 +5,7 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang-format
   libjson-c-dev libseccomp-dev
   busybox-static python3 python3-pytest procps iproute2 util-linux
-  crun runc podman containerd uidmap skopeo golang-go hyperfine
+  crun runc podman containerd uidmap
 )
 missing=()
 for p in "${pkgs[@]}"; do
