@@ -369,3 +369,20 @@ def test_rootfs_propagation_private(rt, bundle, cid):
     out = run(rt, bundle, cid, "sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo")
     assert out
     assert "shared:" not in out and "master:" not in out
+
+
+def test_blkio_and_hugetlb_visible(rt, bundle, cid):
+    dev = os.stat("/").st_dev
+    major, minor = os.major(dev), os.minor(dev)
+    bundle.linux["resources"]["blockIO"] = {
+        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
+    }
+    bundle.linux["resources"]["hugepageLimits"] = [{"pageSize": "2MB", "limit": 4 << 21}]
+    out = run(rt, bundle, cid, "sh", "-c",
+              "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device"
+              " /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device;"
+              "cat /sys/fs/cgroup/unified/hugetlb.2MB.max 2>/dev/null ||"
+              " cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes")
+    assert out.split() == [f"{major}:{minor}", "1048576", f"{major}:{minor}", "100",
+                           str(4 << 21)], out
