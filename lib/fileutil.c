@@ -96,7 +96,8 @@ int write_file_at(int dirfd, const char *path, const char *data, size_t len)
   return (size_t) n == len ? 0 : -EIO;
 }
 
-int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
+static int write_replace(int dirfd, const char *path, const char *data, size_t len, mode_t mode,
+                         bool durable)
 {
   _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int) getpid());
   _cleanup_close_ int fd =
@@ -104,13 +105,23 @@ int write_file_atomic(int dirfd, const char *path, const char *data, size_t len,
   if (fd < 0)
     return -errno;
   int r = write_all(fd, data, len);
-  if (r == 0 && fsync(fd) < 0)
+  if (r == 0 && durable && fsync(fd) < 0)
     r = -errno;
   if (r == 0 && renameat(dirfd, tmp, dirfd, path) < 0)
     r = -errno;
   if (r < 0)
     unlinkat(dirfd, tmp, 0);
   return r;
+}
+
+int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
+{
+  return write_replace(dirfd, path, data, len, mode, false);
+}
+
+int write_file_durable(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
+{
+  return write_replace(dirfd, path, data, len, mode, true);
 }
 
 int mkdir_p_at(int dirfd, const char *path, mode_t mode)

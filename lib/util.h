@@ -108,8 +108,11 @@ int write_all(int fd, const void *buf, size_t len);
 int read_all(int fd, void *buf, size_t len); /* returns bytes read (< len only at EOF) */
 /* Open, write and close: for /proc and cgroup files (no O_CREAT, no O_TRUNC needed). */
 int write_file_at(int dirfd, const char *path, const char *data, size_t len);
-/* Atomic replace: write to a temporary file in the same directory, fsync, rename. */
+/* Atomic replace: write to a temporary file in the same directory, then rename over path.
+ * Readers see the old or the new content, never a mix, even if the writer is killed. */
 int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode);
+/* The same, with fsync before the rename: survives a power loss too (not needed under /run). */
+int write_file_durable(int dirfd, const char *path, const char *data, size_t len, mode_t mode);
 /* mkdir -p relative to dirfd (or absolute path when dirfd is AT_FDCWD). */
 int mkdir_p_at(int dirfd, const char *path, mode_t mode);
 /* rm -rf of dir's contents and dir itself, not crossing mount points. */
