@@ -10,9 +10,14 @@ if [ ! -x "$rootfs/bin/busybox" ]; then
   mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,var,run}
   chmod 1777 "$rootfs/tmp"
   cp /bin/busybox "$rootfs/bin/busybox"
-  for applet in $("$rootfs/bin/busybox" --list-full); do
-    [ -e "$rootfs/$applet" ] || ln -s /bin/busybox "$rootfs/$applet"
-  done
+  "$rootfs/bin/busybox" --list-full | python3 -c '
+import os, sys
+root = sys.argv[1]
+for applet in sys.stdin.read().split():
+    path = os.path.join(root, applet)
+    if not os.path.lexists(path):
+        os.symlink("/bin/busybox", path)
+' "$rootfs"
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 fi

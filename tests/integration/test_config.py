@@ -2,6 +2,7 @@
 import json
 import os
 import socket
+import time
 import subprocess
 
 import pytest
@@ -289,7 +290,7 @@ def test_hooks(rt, bundle, cid, tmp_path):
     assert [e[0] for e in entries] == ["prestart", "createRuntime", "createContainer",
                                        "poststart", "poststop"]
     states = {k: json.loads(v) for k, v in entries}
-    assert states["createRuntime"]["status"] == "creating"
+    assert states["createRuntime"]["status"] == "created"  # environment exists (as crun)
     assert states["poststart"]["status"] == "running"
     assert states["poststop"]["status"] == "stopped"
     assert states["createRuntime"]["id"] == cid and states["createRuntime"]["pid"] > 0
@@ -386,3 +387,42 @@ def test_blkio_and_hugetlb_visible(rt, bundle, cid):
               " cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes")
     assert out.split() == [f"{major}:{minor}", "1048576", f"{major}:{minor}", "100",
                            str(4 << 21)], out
+
+
+def test_seccomp_notify_listener(rt, bundle, cid, tmp_path):
+    """SCMP_ACT_NOTIFY: the listener gets the notify fd and the container process state."""
+    import errno
+    import threading
+    sock_path = str(tmp_path / "listener.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got = {}
+
+    def listen():
+        conn, _ = srv.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+        got["state"] = json.loads(msg)
+        got["fds"] = fds
+        # Keep the fd open until the container is done, then close it: the blocked call then
+        # fails (ENOSYS) instead of hanging.
+        time.sleep(0.5)
+        for fd in fds:
+            os.close(fd)
+
+    t = threading.Thread(target=listen)
+    t.start()
+    bundle.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock_path,
+        "listenerMetadata": "meta-1",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+    }
+    bundle.args("sh", "-c", "mkdir /dev/shm/x; echo rc=$?")
+    r = rt("run", "-b", bundle.path, cid, timeout=30)
+    t.join()
+    assert r.returncode == 0, r.stderr
+    assert len(got["fds"]) == 1
+    st = got["state"]
+    assert st["fds"] == ["seccompFd"] and st["metadata"] == "meta-1"
+    assert st["state"]["id"] == cid and st["pid"] > 0
