@@ -71,12 +71,11 @@ int verb_features(struct cli *cli, int argc, char **argv, struct isola_error **e
   struct json_object *se = json_object_new_object();
   json_object_object_add(se, "enabled", json_object_new_boolean(false));
   json_object_object_add(lin, "selinux", se);
+  struct json_object *idmap = json_object_new_object();
+  json_object_object_add(idmap, "enabled", json_object_new_boolean(false));
   struct json_object *mx = json_object_new_object();
-  json_object_object_add(mx, "enabled", json_object_new_boolean(true));
-  json_object_object_add(lin, "mountExtensions", json_object_new_object());
-  json_object_object_add(json_object_object_get(lin, "mountExtensions"), "idmap",
-                         json_object_new_object());
-  json_object_put(mx);
+  json_object_object_add(mx, "idmap", idmap);
+  json_object_object_add(lin, "mountExtensions", mx);
   json_object_object_add(o, "linux", lin);
   struct json_object *ann = json_object_new_object();
   json_object_object_add(ann, "io.isola.version", json_object_new_string(ISOLA_VERSION));

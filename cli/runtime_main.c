@@ -37,8 +37,8 @@ int main(int argc, char **argv)
 {
   struct cli cli = {.ro = {.root = "/run/isola"}};
   struct isola_error *err = NULL;
-  bool help = false, version = false, rootless_flag = false;
-  const char *rootless = NULL, *criu = NULL;
+  bool help = false, version = false;
+  const char *rootless = NULL, *criu = NULL; /* accepted for runc compatibility, unused */
   const struct opt global[] = {
       {"root", 0, OPT_STR, &cli.ro.root},
       {"log", 0, OPT_STR, &cli.log_path},
@@ -51,7 +51,6 @@ int main(int argc, char **argv)
       {"version", 'v', OPT_BOOL, &version},
       {NULL, 0, 0, NULL},
   };
-  (void) rootless_flag;
   int first = opts_parse("isola-runtime", global, argc - 1, argv + 1, &err);
   if (first < 0)
     goto fail;
