@@ -372,7 +372,9 @@ fail_spawn:
   if ((r = state_write(dirfd, st, err)) < 0)
     goto fail;
 
-  hook_state(st, STATUS_CREATING, &state_json);
+  /* The hooks run after the environment exists (lifecycle step 2), so they see "created"
+   * (as crun; the runtime-tools hooks_stdin test checks this for prestart). */
+  hook_state(st, STATUS_CREATED, &state_json);
   if ((r = hooks_run(spec->hooks[HOOK_PRESTART], spec->n_hooks[HOOK_PRESTART], "prestart",
                      state_json, err)) < 0 ||
       (r = hooks_run(spec->hooks[HOOK_CREATE_RUNTIME], spec->n_hooks[HOOK_CREATE_RUNTIME],
