@@ -183,7 +183,9 @@ int container_delete(const struct runtime_opts *ro, const char *id, bool force,
   if (r < 0)
     return r;
   enum container_status s = state_status(dirfd, st);
-  if ((s == STATUS_RUNNING || s == STATUS_PAUSED) && !force)
+  /* The OCI spec: deleting a container that is not stopped is an error (runc deletes a
+   * created one anyway; crun, like us, does not). A half-created one may always go. */
+  if (s != STATUS_STOPPED && s != STATUS_CREATING && !force)
     return isola_failx(err, EBUSY,
                        "container \"%s\" is %s: stop it first or use delete --force", id,
                        state_status_name(s));

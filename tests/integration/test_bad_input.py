@@ -116,7 +116,7 @@ def test_duplicate_id(rt, bundle, cid):
     r = rt("create", "-b", bundle.path, cid)
     assert r.returncode != 0 and b"already exists" in r.stderr
     assert rt.state(cid)["status"] == "created", "the first container is untouched"
-    rt.ok("delete", cid)
+    rt.ok("delete", "--force", cid)
 
 
 def test_huge_config(rt, bundle, cid):
