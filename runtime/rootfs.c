@@ -111,15 +111,17 @@ int rootfs_prepare(const struct rootfs_ctx *ctx, struct isola_error **err)
     return 0;
   unsigned long prop = s->rootfs_propagation ? s->rootfs_propagation : MS_SLAVE | MS_REC;
   /* Mount events of the container must not reach the host: only slave/private for "/" here,
-   * shared is set on the new root after pivot_root. */
-  unsigned long root_prop = (prop & MS_SHARED) ? (MS_SLAVE | MS_REC) : prop;
+   * shared is set on the new root after pivot_root. Unbindable waits too: it would forbid the
+   * bind of the rootfs just below (private propagates nothing either). */
+  unsigned long root_prop = (prop & MS_SHARED)       ? (MS_SLAVE | MS_REC)
+                            : (prop & MS_UNBINDABLE) ? (MS_PRIVATE | MS_REC)
+                                                     : prop;
   if (mount(NULL, "/", NULL, root_prop | MS_REC, NULL) < 0)
     return isola_fail(err, errno, "cannot set the propagation of /");
+  /* No mount is shared now, as pivot_root wants; the bind keeps the propagation of "/", so a
+   * slave root still receives the host's mount events. */
   if (mount(ctx->rootfs, ctx->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
     return isola_fail(err, errno, "root.path: cannot bind \"%s\"", ctx->rootfs);
-  /* pivot_root refuses a new root whose parent mount is shared. */
-  if (mount(NULL, ctx->rootfs, NULL, MS_PRIVATE, NULL) < 0)
-    return isola_fail(err, errno, "root.path: cannot make \"%s\" private", ctx->rootfs);
 
   _cleanup_close_ int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
