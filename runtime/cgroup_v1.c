@@ -85,8 +85,13 @@ int cgroup_v1_set_memory(int fd, const struct oci_resources *r, struct isola_err
       (ret = cgroup_write(fd, "memory.use_hierarchy", "0", "linux.resources.memory.useHierarchy",
                           err)) < 0)
     return ret;
-  /* kernel and kernelTCP are deliberately ignored: Linux 6.x no longer enforces v1 kernel
-   * memory limits (the files may exist but do nothing), and the OCI spec deprecates them. */
+  /* kernel is deliberately ignored: Linux 6.x no longer enforces v1 kernel memory limits
+   * (writes to memory.kmem.limit_in_bytes do nothing), and the OCI spec deprecates it. The TCP
+   * buffer limit still works where the file exists; where it is gone, it is ignored alike. */
+  if (r->has_mem_kernel_tcp && cgroup_has_file(fd, "memory.kmem.tcp.limit_in_bytes") &&
+      (ret = set_mem_value(fd, "memory.kmem.tcp.limit_in_bytes", r->mem_kernel_tcp,
+                           "linux.resources.memory.kernelTCP", err)) < 0)
+    return ret;
   return 0;
 }
 
