@@ -25,6 +25,19 @@ int caps_drop_bounding(uint64_t keep, struct isola_error **err)
   return 0;
 }
 
+int caps_check_available(const struct oci_caps *caps, struct isola_error **err)
+{
+  uint64_t wanted = caps->bounding | caps->effective | caps->permitted | caps->inheritable;
+  int last = spec_cap_last();
+  for (int c = 0; c <= last; c++)
+    if ((wanted & (1ULL << c)) && prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 0)
+      return isola_failx(err, EPERM,
+                         "process.capabilities: %s is not in the bounding set isola-runtime "
+                         "runs with, so the container cannot have it",
+                         spec_cap_name(c));
+  return 0;
+}
+
 int caps_apply(const struct oci_caps *caps, struct isola_error **err)
 {
   int last = spec_cap_last();

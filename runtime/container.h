@@ -115,6 +115,9 @@ void block_forwarded_signals(sigset_t *set, sigset_t *old);
 int caps_prepare_keep(void);
 /* Shrink the bounding set to `keep`; needs CAP_SETPCAP, so before the uid changes. */
 int caps_drop_bounding(uint64_t keep, struct isola_error **err);
+/* Fail (EPERM, naming the capability) if a set asks for one our bounding set lacks: no capset
+ * could grant it. Ambient is left out, as caps_apply tolerates it. */
+int caps_check_available(const struct oci_caps *caps, struct isola_error **err);
 /* Set effective, permitted, inheritable, then raise ambient (after the uid change). */
 int caps_apply(const struct oci_caps *caps, struct isola_error **err);
 

@@ -88,6 +88,10 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
   }
   if ((r = process_set_limits(&s->process, err)) < 0)
     return r;
+  /* Capabilities are set only after start: find out now that they cannot be, so that create
+   * fails with the reason instead of the process dying unseen after start. */
+  if (s->process.has_caps && (r = caps_check_available(&s->process.caps, err)) < 0)
+    return r;
   return process_find_exe(&s->process, exe, err);
 }
 

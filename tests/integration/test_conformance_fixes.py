@@ -65,3 +65,19 @@ def test_kernel_tcp_limit_v1(rt, bundle, cid):
     bundle.linux["resources"]["memory"] = {"limit": 64 << 20, "kernelTCP": 48 << 20}
     out = run(rt, bundle, cid, "cat", "/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes")
     assert out.strip() == str(48 << 20)
+
+
+def own_bounding_set():
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("CapBnd:")).split()[1], 16)
+
+
+@pytest.mark.skipif(own_bounding_set() & (1 << 24), reason="CAP_SYS_RESOURCE is available here")
+def test_unavailable_capability_fails_create(rt, bundle, cid):
+    """process_capabilities: a capability the runtime itself lacks fails create, by name,
+    instead of the process dying after start."""
+    for s in ("bounding", "effective", "permitted"):
+        bundle.process["capabilities"][s].append("CAP_SYS_RESOURCE")
+    r = rt("create", "-b", bundle.args("true").path, cid)
+    assert r.returncode != 0 and b"CAP_SYS_RESOURCE" in r.stderr
+    assert rt("state", cid).returncode != 0
