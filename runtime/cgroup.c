@@ -724,6 +724,11 @@ int cgroup_kill_all(const struct cgroup *cg, int sig, struct isola_error **err)
     if (fd >= 0 && write_file_at(fd, "cgroup.kill", "1", 1) == 0)
       return 0;
   }
+  /* An empty cgroup (the usual case once the container has exited) needs no freezing. */
+  _cleanup_free_ pid_t *before = NULL;
+  size_t n_before = 0;
+  if (cgroup_pids(cg, &before, &n_before, NULL) == 0 && n_before == 0)
+    return 0;
   /* Else freeze so nothing forks between listing and signalling, as runc does. */
   bool was_frozen = cgroup_is_frozen(cg);
   bool froze = !was_frozen && cgroup_freeze(cg, true, NULL) == 0;
