@@ -2,6 +2,7 @@
 #include "spec_json.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 static int parse_device_rules(const struct jctx *c, struct json_object *res, const char *P,
                               struct oci_resources *r)
@@ -313,8 +314,11 @@ static int parse_devices(const struct jctx *c, struct json_object *lin, struct o
     d->type = type[0];
     if (d->type != 'p' && (!have_major || !have_minor))
       return jfail(c, path, "major and minor are required for type %c", d->type);
-    if (d->has_mode && d->mode > 07777)
+    /* podman and docker pass the host node's st_mode, file type bits included: "type" says
+     * what the node is, so only the permission bits count. */
+    if (d->has_mode && (d->mode & ~(uint32_t) S_IFMT) > 07777)
       return jfail(c, path, "fileMode %o has bits beyond the permission bits", d->mode);
+    d->mode &= ~(uint32_t) S_IFMT;
   }
   return 0;
 }
