@@ -198,14 +198,15 @@ int rootfs_finalize(const struct rootfs_ctx *ctx, struct isola_error **err)
 {
   const struct oci_spec *s = ctx->spec;
   int r;
+  /* Before the paths go read-only: engines list /proc/sys among them (as runc orders it). */
+  if ((r = sysctl_apply(s, err)) < 0)
+    return r;
   for (size_t i = 0; s->masked_paths && s->masked_paths[i]; i++)
     if ((r = mask_path(s->masked_paths[i], err)) < 0)
       return r;
   for (size_t i = 0; s->readonly_paths && s->readonly_paths[i]; i++)
     if ((r = readonly_path(s->readonly_paths[i], err)) < 0)
       return r;
-  if ((r = sysctl_apply(s, err)) < 0)
-    return r;
   if (s->root_readonly && ctx->new_mount_ns) {
     struct statvfs sv;
     unsigned long keep = 0;
