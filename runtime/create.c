@@ -85,6 +85,10 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
       return r;
     close(a->console_fd);
     a->console_fd = -1;
+  } else if (setsid() < 0 && errno != EPERM) {
+    /* Its own session, as with runc: engines signal their own process group (conmon's
+     * --timeout kills it), and that must not reach into the container, nor the reverse. */
+    return isola_fail(err, errno, "cannot start a session for the container process");
   }
   if ((r = process_set_limits(&s->process, err)) < 0)
     return r;
