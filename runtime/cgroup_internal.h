@@ -15,6 +15,9 @@
 
 #include "cgroup.h"
 
+/* The largest cgroup or /proc file we read. */
+#define CGROUP_FILE_MAX (16u << 20)
+
 /* A mounted hierarchy as this process sees it (from /proc/self/cgroup + /proc/self/mountinfo). */
 struct cgroup_mount {
   char *controllers; /* v1: "cpu,cpuacct", "memory", "name=systemd"; v2: "" */
