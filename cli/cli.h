@@ -10,7 +10,7 @@ struct opt {
   const char *name; /* long name, also accepted with one dash as runc's flag library does */
   char short_name;  /* 0 for none */
   enum opt_type type;
-  void *dest;       /* bool *, const char **, int *, char *** */
+  void *dest; /* bool *, const char **, int *, char *** */
 };
 
 /* Parse options up to the first positional argument (or "--"). Returns the index of the first

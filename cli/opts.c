@@ -26,8 +26,7 @@ static int set_value(const char *verb, const struct opt *o, const char *v, struc
     else if (!strcmp(v, "false") || !strcmp(v, "0"))
       *(bool *) o->dest = false;
     else
-      return isola_failx(err, EINVAL, "%s: --%s takes true or false, not \"%s\"", verb, o->name,
-                         v);
+      return isola_failx(err, EINVAL, "%s: --%s takes true or false, not \"%s\"", verb, o->name, v);
     return 0;
   case OPT_STR:
     *(const char **) o->dest = v;
@@ -77,8 +76,8 @@ int opts_parse(const char *verb, const struct opt *opts, int argc, char **argv,
       }
     }
     if (!o)
-      return isola_failx(err, EINVAL, "%s: unknown option \"%.*s\"", verb,
-                         (int) (len + (name - a)), a);
+      return isola_failx(err, EINVAL, "%s: unknown option \"%.*s\"", verb, (int) (len + (name - a)),
+                         a);
     const char *v = eq ? eq + 1 : NULL;
     if (!v && o->type != OPT_BOOL) {
       if (i + 1 >= argc)
@@ -97,8 +96,9 @@ int need_args(const char *verb, int argc, int first, int n, const char *usage,
               struct isola_error **err)
 {
   if (argc - first != n)
-    return isola_failx(err, EINVAL, "%s: expected %d argument%s (usage: isola-runtime %s %s), got %d",
-                       verb, n, n == 1 ? "" : "s", verb, usage, argc - first);
+    return isola_failx(err, EINVAL,
+                       "%s: expected %d argument%s (usage: isola-runtime %s %s), got %d", verb, n,
+                       n == 1 ? "" : "s", verb, usage, argc - first);
   return 0;
 }
 

@@ -125,8 +125,12 @@ int verb_exec(struct cli *cli, int argc, char **argv, struct isola_error **err)
     isola_failx(err, EINVAL, "exec: cwd \"%s\" is not an absolute path", proc.cwd);
     goto out;
   }
-  struct exec_opts eo = {.id = id, .process = &proc, .console_socket = console_socket,
-                         .pid_file = pid_file, .preserve_fds = preserve_fds, .detach = detach};
+  struct exec_opts eo = {.id = id,
+                         .process = &proc,
+                         .console_socket = console_socket,
+                         .pid_file = pid_file,
+                         .preserve_fds = preserve_fds,
+                         .detach = detach};
   container_exec(&cli->ro, &eo, &status, err);
 out:
   spec_process_clear(&proc);

@@ -18,21 +18,25 @@ int verb_features(struct cli *cli, int argc, char **argv, struct isola_error **e
   if (first < 0 || need_args("features", argc, first, 0, "", err) < 0)
     return 1;
   static const char *const mount_opts[] = {
-      "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
-      "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
-      "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-      "rprivate", "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "silent",
-      "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"};
-  static const char *const hooks[] = {"prestart", "createRuntime", "createContainer",
-                                      "startContainer", "poststart", "poststop"};
-  static const char *const ns[] = {"cgroup", "ipc", "mount", "network", "pid", "time", "user",
-                                   "uts"};
+      "async",       "atime",   "bind",       "defaults",      "dev",
+      "diratime",    "dirsync", "exec",       "lazytime",      "loud",
+      "mand",        "noatime", "nodev",      "nodiratime",    "noexec",
+      "nolazytime",  "nomand",  "norelatime", "nostrictatime", "nosuid",
+      "private",     "rbind",   "relatime",   "remount",       "ro",
+      "rprivate",    "rro",     "rrw",        "rshared",       "rslave",
+      "runbindable", "rw",      "shared",     "silent",        "slave",
+      "strictatime", "suid",    "sync",       "tmpcopyup",     "unbindable"};
+  static const char *const hooks[] = {"prestart",       "createRuntime", "createContainer",
+                                      "startContainer", "poststart",     "poststop"};
+  static const char *const ns[] = {"cgroup", "ipc",  "mount", "network",
+                                   "pid",    "time", "user",  "uts"};
   static const char *const actions[] = {
-      "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-      "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
-      "SCMP_ACT_TRAP"};
-  static const char *const ops[] = {"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
-                                    "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"};
+      "SCMP_ACT_ALLOW",        "SCMP_ACT_ERRNO",       "SCMP_ACT_KILL",
+      "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+      "SCMP_ACT_NOTIFY",       "SCMP_ACT_TRACE",       "SCMP_ACT_TRAP"};
+  static const char *const ops[] = {"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+                                    "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ",
+                                    "SCMP_CMP_NE"};
   static const char *const flags[] = {"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
                                       "SECCOMP_FILTER_FLAG_TSYNC",
                                       "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"};

@@ -7,9 +7,8 @@ int verb_list(struct cli *cli, int argc, char **argv, struct isola_error **err)
 {
   const char *format = "table";
   bool quiet = false;
-  const struct opt opts[] = {{"format", 'f', OPT_STR, &format},
-                             {"quiet", 'q', OPT_BOOL, &quiet},
-                             {NULL, 0, 0, NULL}};
+  const struct opt opts[] = {
+      {"format", 'f', OPT_STR, &format}, {"quiet", 'q', OPT_BOOL, &quiet}, {NULL, 0, 0, NULL}};
   int first = opts_parse("list", opts, argc, argv, err);
   if (first < 0 || need_args("list", argc, first, 0, "[--format table|json] [-q]", err) < 0)
     return 1;

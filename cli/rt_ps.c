@@ -59,7 +59,8 @@ int verb_ps(struct cli *cli, int argc, char **argv, struct isola_error **err)
       /* Find the PID column by its header. */
       int col = 0;
       _cleanup_free_ char *copy = xstrdup(line);
-      for (char *s = NULL, *t = strtok_r(copy, " \t\n", &s); t; t = strtok_r(NULL, " \t\n", &s), col++)
+      for (char *s = NULL, *t = strtok_r(copy, " \t\n", &s); t;
+           t = strtok_r(NULL, " \t\n", &s), col++)
         if (!strcmp(t, "PID"))
           pid_col = col;
       fputs(line, stdout);
@@ -68,7 +69,8 @@ int verb_ps(struct cli *cli, int argc, char **argv, struct isola_error **err)
     }
     _cleanup_free_ char *copy = xstrdup(line);
     int col = 0;
-    for (char *s = NULL, *t = strtok_r(copy, " \t\n", &s); t; t = strtok_r(NULL, " \t\n", &s), col++) {
+    for (char *s = NULL, *t = strtok_r(copy, " \t\n", &s); t;
+         t = strtok_r(NULL, " \t\n", &s), col++) {
       if (col != pid_col)
         continue;
       int p = atoi(t);

@@ -8,9 +8,8 @@ int verb_spec(struct cli *cli, int argc, char **argv, struct isola_error **err)
 {
   const char *bundle = ".";
   bool rootless = false;
-  const struct opt opts[] = {{"bundle", 'b', OPT_STR, &bundle},
-                             {"rootless", 0, OPT_BOOL, &rootless},
-                             {NULL, 0, 0, NULL}};
+  const struct opt opts[] = {
+      {"bundle", 'b', OPT_STR, &bundle}, {"rootless", 0, OPT_BOOL, &rootless}, {NULL, 0, 0, NULL}};
   int first = opts_parse("spec", opts, argc, argv, err);
   if (first < 0 || need_args("spec", argc, first, 0, "[--bundle DIR] [--rootless]", err) < 0)
     return 1;

@@ -14,11 +14,28 @@ static int parse_size(const char *s, int64_t *out)
     return -EINVAL;
   int64_t mult = 1;
   switch (*end) {
-  case 'k': case 'K': mult = 1LL << 10; end++; break;
-  case 'm': case 'M': mult = 1LL << 20; end++; break;
-  case 'g': case 'G': mult = 1LL << 30; end++; break;
-  case 't': case 'T': mult = 1LL << 40; end++; break;
-  default: break;
+  case 'k':
+  case 'K':
+    mult = 1LL << 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    mult = 1LL << 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    mult = 1LL << 30;
+    end++;
+    break;
+  case 't':
+  case 'T':
+    mult = 1LL << 40;
+    end++;
+    break;
+  default:
+    break;
   }
   if (*end == 'b' || *end == 'B')
     end++;

@@ -244,8 +244,8 @@ int recv_fds(int sock, void *data, size_t len, int *fds, int maxfds, int *nfds)
 {
   char cbuf[CMSG_SPACE(sizeof(int) * 8)] = {0};
   struct iovec iov = {.iov_base = data, .iov_len = len};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                       .msg_controllen = sizeof(cbuf)};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
   ssize_t n;
   do
     n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);

@@ -52,7 +52,7 @@ static void emit(int fd, enum log_level level, const char *msg)
     json_object_object_add(o, "msg", json_object_new_string(msg));
     json_object_object_add(o, "time", json_object_new_string(ts));
     line = xasprintf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
   } else {
     line = xasprintf("%s %s: %s\n", ts, level_name(level), msg);
   }

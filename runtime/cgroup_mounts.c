@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <string.h>
 
-
-
 struct mountinfo_entry {
   char *root, *mount_point, *fstype, *super_opts;
 };
@@ -174,4 +172,3 @@ int cgroup_detect_layout(enum cgroup_layout *out, struct isola_error **err)
   cgroup_mounts_free(m, n);
   return r;
 }
-

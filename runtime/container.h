@@ -19,16 +19,22 @@
 #include <sys/types.h>
 
 /* ---- state (state.c) ---- */
-enum container_status { STATUS_CREATING, STATUS_CREATED, STATUS_RUNNING, STATUS_PAUSED, STATUS_STOPPED };
+enum container_status {
+  STATUS_CREATING,
+  STATUS_CREATED,
+  STATUS_RUNNING,
+  STATUS_PAUSED,
+  STATUS_STOPPED
+};
 
 struct container_state {
   char *id;
   char *bundle;
-  char *root;     /* the state root (--root) */
-  pid_t pid;      /* container init, 0 until known */
-  unsigned long long start_time; /* /proc/PID/stat field 22, guards against pid reuse */
+  char *root;                         /* the state root (--root) */
+  pid_t pid;                          /* container init, 0 until known */
+  unsigned long long start_time;      /* /proc/PID/stat field 22, guards against pid reuse */
   enum container_status saved_status; /* as written; the live one comes from state_status() */
-  char *created;  /* RFC 3339 */
+  char *created;                      /* RFC 3339 */
   uid_t owner;
   struct json_object *annotations;
   struct cgroup *cgroup;
@@ -67,11 +73,11 @@ int state_dir_remove(const char *root, const char *id);
 
 /* ---- sync between runtime and container process (sync.c) ---- */
 enum sync_msg {
-  SYNC_GO = 1,      /* parent → child: ids mapped, cgroup joined, hooks run */
-  SYNC_READY,       /* child → parent: set up, waiting on the exec fifo */
-  SYNC_ERROR,       /* child → parent: an isola_error follows */
-  SYNC_PID,         /* stage1 → parent: the container pid follows (int32) */
-  SYNC_HOOKS,       /* child → parent: namespaces exist, run createRuntime hooks */
+  SYNC_GO = 1, /* parent → child: ids mapped, cgroup joined, hooks run */
+  SYNC_READY,  /* child → parent: set up, waiting on the exec fifo */
+  SYNC_ERROR,  /* child → parent: an isola_error follows */
+  SYNC_PID,    /* stage1 → parent: the container pid follows (int32) */
+  SYNC_HOOKS,  /* child → parent: namespaces exist, run createRuntime hooks */
 };
 int sync_send(int fd, enum sync_msg msg);
 /* A message with up to SYNC_MAX_DATA bytes of payload (one datagram). */
@@ -92,12 +98,12 @@ struct spawn_req {
   int join_fds[NS_COUNT]; /* namespaces to join, in this order (the user namespace last) */
   int join_flags[NS_COUNT];
   size_t n_join;
-  int clone_flags;        /* new namespaces for the process */
-  bool new_time_ns;       /* unshare a time namespace with these offsets first */
+  int clone_flags;  /* new namespaces for the process */
+  bool new_time_ns; /* unshare a time namespace with these offsets first */
   int64_t monotonic_secs, boottime_secs;
   uint32_t monotonic_nsecs, boottime_nsecs;
-  int sync_fd;            /* the process's end of the sync socket */
-  int (*fn)(void *arg);   /* runs in the new process; its return value is the exit status */
+  int sync_fd;          /* the process's end of the sync socket */
+  int (*fn)(void *arg); /* runs in the new process; its return value is the exit status */
   void *arg;
 };
 /* Start the process (through an intermediate when namespaces are joined, so that it is still
@@ -145,7 +151,7 @@ char **process_build_env(const struct oci_process *p);
 /* ---- rootfs (rootfs.c, mounts.c), in the container process ---- */
 struct rootfs_ctx {
   const struct oci_spec *spec;
-  const char *rootfs;          /* absolute host path of the rootfs */
+  const char *rootfs; /* absolute host path of the rootfs */
   bool new_mount_ns;
   bool in_user_ns;
   const struct cgroup *cgroup; /* for cgroup mounts */
@@ -195,8 +201,8 @@ struct create_opts {
   int preserve_fds;
   bool no_pivot;
   bool no_new_keyring;
-  bool detach;  /* run only */
-  bool keep;    /* run only */
+  bool detach; /* run only */
+  bool keep;   /* run only */
 };
 
 int container_create(const struct runtime_opts *ro, const struct create_opts *co,
@@ -218,9 +224,8 @@ int container_pause(const struct runtime_opts *ro, const char *id, bool pause,
                     struct isola_error **err);
 int container_pids(const struct runtime_opts *ro, const char *id, pid_t **pids, size_t *n,
                    struct isola_error **err);
-int container_update(const struct runtime_opts *ro, const char *id,
-                     const struct oci_resources *res, struct json_object *res_json,
-                     struct isola_error **err);
+int container_update(const struct runtime_opts *ro, const char *id, const struct oci_resources *res,
+                     struct json_object *res_json, struct isola_error **err);
 
 struct exec_opts {
   const char *id;

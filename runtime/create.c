@@ -18,11 +18,11 @@ struct init_args {
   const struct cgroup *cgroup;
   const struct seccomp_prog *seccomp;
   int sync_fd;
-  int fifo_fd;      /* O_PATH fd of exec.fifo */
-  int proc_fd;      /* the host's /proc, to reopen the fifo after pivot_root */
-  int console_fd;   /* -1, or a connected console socket */
-  int listener_fd;  /* -1, or a connected seccomp listener socket */
-  int state_dirfd;  /* the locked state directory: closed at once, or the lock would live on */
+  int fifo_fd;     /* O_PATH fd of exec.fifo */
+  int proc_fd;     /* the host's /proc, to reopen the fifo after pivot_root */
+  int console_fd;  /* -1, or a connected console socket */
+  int listener_fd; /* -1, or a connected seccomp listener socket */
+  int state_dirfd; /* the locked state directory: closed at once, or the lock would live on */
   bool new_user_ns;
 };
 
@@ -58,8 +58,9 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
     return r;
   if (a->new_user_ns) {
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-      return isola_fail(err, errno, "linux.uidMappings: cannot become root in the user namespace"
-                                    " (is uid/gid 0 mapped?)");
+      return isola_fail(err, errno,
+                        "linux.uidMappings: cannot become root in the user namespace"
+                        " (is uid/gid 0 mapped?)");
   }
   const struct oci_namespace *cgns = spec_find_ns(s, NS_CGROUP);
   if (cgns && !cgns->path && unshare(CLONE_NEWCGROUP) < 0)
@@ -70,8 +71,11 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
     return isola_fail(err, errno, "domainname: cannot set \"%s\"", s->domainname);
 
   const struct oci_namespace *mntns = spec_find_ns(s, NS_MOUNT);
-  struct rootfs_ctx ctx = {.spec = s, .rootfs = s->root_path, .new_mount_ns = mntns != NULL,
-                           .in_user_ns = spec_find_ns(s, NS_USER) != NULL, .cgroup = a->cgroup};
+  struct rootfs_ctx ctx = {.spec = s,
+                           .rootfs = s->root_path,
+                           .new_mount_ns = mntns != NULL,
+                           .in_user_ns = spec_find_ns(s, NS_USER) != NULL,
+                           .cgroup = a->cgroup};
   if ((r = rootfs_prepare(&ctx, err)) < 0)
     return r;
   if (s->n_hooks[HOOK_CREATE_CONTAINER] &&
@@ -105,8 +109,8 @@ static void init_exec(struct init_args *a, const char *state_json, const char *e
 {
   const struct oci_spec *s = a->spec;
   if (s->n_hooks[HOOK_START_CONTAINER] &&
-      hooks_run(s->hooks[HOOK_START_CONTAINER], s->n_hooks[HOOK_START_CONTAINER],
-                "startContainer", state_json, err) < 0)
+      hooks_run(s->hooks[HOOK_START_CONTAINER], s->n_hooks[HOOK_START_CONTAINER], "startContainer",
+                state_json, err) < 0)
     return;
   _cleanup_free_ char *lstate = a->listener_fd >= 0 ? listener_state(s, state_json) : NULL;
   struct process_exec pe = {.proc = &s->process,
@@ -203,10 +207,10 @@ static uid_t host_id_of_root(const struct oci_idmap *m, size_t n)
 static void add_default_device_rules(struct oci_resources *res)
 {
   static const struct oci_device_rule defaults[] = {
-      {true, 'c', -1, -1, "m"},   {true, 'b', -1, -1, "m"},   {true, 'c', 1, 3, "rwm"},
-      {true, 'c', 1, 5, "rwm"},   {true, 'c', 1, 7, "rwm"},   {true, 'c', 1, 8, "rwm"},
-      {true, 'c', 1, 9, "rwm"},   {true, 'c', 5, 0, "rwm"},   {true, 'c', 5, 1, "rwm"},
-      {true, 'c', 5, 2, "rwm"},   {true, 'c', 136, -1, "rwm"}, {true, 'c', 10, 200, "rwm"},
+      {true, 'c', -1, -1, "m"}, {true, 'b', -1, -1, "m"},    {true, 'c', 1, 3, "rwm"},
+      {true, 'c', 1, 5, "rwm"}, {true, 'c', 1, 7, "rwm"},    {true, 'c', 1, 8, "rwm"},
+      {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},    {true, 'c', 5, 1, "rwm"},
+      {true, 'c', 5, 2, "rwm"}, {true, 'c', 136, -1, "rwm"}, {true, 'c', 10, 200, "rwm"},
   };
   size_t n = res->n_devices;
   res->devices = xrealloc(res->devices, (n + ARRAY_SIZE(defaults)) * sizeof(*res->devices));
@@ -256,8 +260,7 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
                        "--systemd-cgroup: the systemd cgroup driver is not supported; "
                        "use cgroupfs (no --systemd-cgroup)");
   if (spec->process.terminal && !co->console_socket && !relay_tty)
-    return isola_failx(err, EINVAL,
-                       "process.terminal is true but no --console-socket was given");
+    return isola_failx(err, EINVAL, "process.terminal is true but no --console-socket was given");
 
   struct seccomp_prog prog = {0};
   if (spec->seccomp && (r = seccomp_compile(spec->seccomp, &prog, err)) < 0)
@@ -327,10 +330,16 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
     r = isola_fail(err, errno, "cannot create the sync socket");
     goto fail;
   }
-  struct init_args args = {.spec = spec, .co = co, .cgroup = st->cgroup, .seccomp =
-                           spec->seccomp ? &prog : NULL, .sync_fd = sync[1], .fifo_fd = fifo_fd,
-                           .proc_fd = proc_fd, .console_fd = console_fd,
-                           .listener_fd = listener_fd, .state_dirfd = dirfd};
+  struct init_args args = {.spec = spec,
+                           .co = co,
+                           .cgroup = st->cgroup,
+                           .seccomp = spec->seccomp ? &prog : NULL,
+                           .sync_fd = sync[1],
+                           .fifo_fd = fifo_fd,
+                           .proc_fd = proc_fd,
+                           .console_fd = console_fd,
+                           .listener_fd = listener_fd,
+                           .state_dirfd = dirfd};
   struct spawn_req req = {.sync_fd = sync[1], .fn = init_main, .arg = &args};
   for (int pass = 0; pass < 2; pass++) /* joined namespaces: the user namespace last */
     for (size_t i = 0; i < spec->n_namespaces; i++) {

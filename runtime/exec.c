@@ -39,8 +39,11 @@ static int exec_main(void *arg)
   }
   if (process_set_limits(a->proc, &err) < 0 || process_find_exe(a->proc, &exe, &err) < 0)
     goto fail;
-  struct process_exec pe = {.proc = a->proc, .seccomp = a->seccomp, .seccomp_listener_sock = -1,
-                            .in_user_ns = a->in_user_ns, .preserve_fds = a->preserve_fds,
+  struct process_exec pe = {.proc = a->proc,
+                            .seccomp = a->seccomp,
+                            .seccomp_listener_sock = -1,
+                            .in_user_ns = a->in_user_ns,
+                            .preserve_fds = a->preserve_fds,
                             .has_personality = a->has_personality,
                             .personality = a->personality};
   process_exec_final(&pe, exe, &err);
@@ -136,9 +139,12 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
     r = isola_failx(err, ESRCH, "container \"%s\" exited", eo->id);
     goto out;
   }
-  struct exec_args args = {.proc = p, .seccomp = spec->seccomp ? &prog : NULL,
-                           .sync_fd = sync[1], .console_fd = console_fd,
-                           .preserve_fds = eo->preserve_fds, .in_user_ns = in_user_ns,
+  struct exec_args args = {.proc = p,
+                           .seccomp = spec->seccomp ? &prog : NULL,
+                           .sync_fd = sync[1],
+                           .console_fd = console_fd,
+                           .preserve_fds = eo->preserve_fds,
+                           .in_user_ns = in_user_ns,
                            .has_personality = spec->has_personality,
                            .personality = spec->personality};
   req.sync_fd = sync[1];

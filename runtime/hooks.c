@@ -65,8 +65,8 @@ static int run_one(const struct oci_hook *h, const char *kind, size_t index, con
     return isola_failx(err, ENOEXEC, "hooks.%s[%zu] (%s): cannot be executed (exit 127)", kind,
                        index, h->path);
   if (WIFEXITED(status))
-    return isola_failx(err, EIO, "hooks.%s[%zu] (%s): exited with status %d", kind, index,
-                       h->path, WEXITSTATUS(status));
+    return isola_failx(err, EIO, "hooks.%s[%zu] (%s): exited with status %d", kind, index, h->path,
+                       WEXITSTATUS(status));
   return isola_failx(err, EIO, "hooks.%s[%zu] (%s): killed by signal %d", kind, index, h->path,
                      WTERMSIG(status));
 }

@@ -117,8 +117,7 @@ int container_kill(const struct runtime_opts *ro, const char *id, int sig, bool 
   /* pidfd_send_signal cannot hit a recycled pid once the pidfd is open; the start time check
    * in state_status() covers the gap before. */
   _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, st->pid, 0);
-  if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0
-                 : kill(st->pid, sig) < 0)
+  if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 : kill(st->pid, sig) < 0)
     return isola_fail(err, errno, "container \"%s\": cannot send signal %d", id, sig);
   return 0;
 }
@@ -186,9 +185,8 @@ int container_delete(const struct runtime_opts *ro, const char *id, bool force,
   /* The OCI spec: deleting a container that is not stopped is an error (runc deletes a
    * created one anyway; crun, like us, does not). A half-created one may always go. */
   if (s != STATUS_STOPPED && s != STATUS_CREATING && !force)
-    return isola_failx(err, EBUSY,
-                       "container \"%s\" is %s: stop it first or use delete --force", id,
-                       state_status_name(s));
+    return isola_failx(err, EBUSY, "container \"%s\" is %s: stop it first or use delete --force",
+                       id, state_status_name(s));
   _cleanup_spec_ struct oci_spec *spec = NULL;
   struct isola_error *cerr = NULL;
   if (state_load_config(dirfd, &spec, &cerr) < 0)
@@ -246,9 +244,8 @@ int container_pids(const struct runtime_opts *ro, const char *id, pid_t **pids, 
   return cgroup_pids(st->cgroup, pids, n, err);
 }
 
-int container_update(const struct runtime_opts *ro, const char *id,
-                     const struct oci_resources *res, struct json_object *res_json,
-                     struct isola_error **err)
+int container_update(const struct runtime_opts *ro, const char *id, const struct oci_resources *res,
+                     struct json_object *res_json, struct isola_error **err)
 {
   _cleanup_close_ int dirfd = -1;
   _cleanup_state_ struct container_state *st = NULL;
@@ -273,8 +270,7 @@ int container_update(const struct runtime_opts *ro, const char *id,
         old = json_object_new_object();
         json_object_object_add(lin, "resources", old);
       }
-      json_object_object_foreach(res_json, k, v)
-      {
+      json_object_object_foreach (res_json, k, v) {
         if (!json_object_is_type(v, json_type_object)) {
           json_object_object_add(old, k, json_object_get(v));
           continue;
@@ -284,7 +280,8 @@ int container_update(const struct runtime_opts *ro, const char *id,
           sub = json_object_new_object();
           json_object_object_add(old, k, sub);
         }
-        json_object_object_foreach(v, k2, v2) json_object_object_add(sub, k2, json_object_get(v2));
+        json_object_object_foreach (v, k2, v2)
+          json_object_object_add(sub, k2, json_object_get(v2));
       }
       _cleanup_free_ char *out = json_to_string(cfg, true);
       (void) write_file_atomic(dirfd, "config.json", out, strlen(out), 0600);

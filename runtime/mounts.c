@@ -129,8 +129,7 @@ static int mount_cgroup(const struct rootfs_ctx *ctx, int rootfd, const struct o
   unsigned long ro = m->flags & MS_RDONLY;
   unsigned long base = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   if (!cg || cg->n_paths == 0)
-    return isola_failx(err, ENOENT, "mounts[%zu]: no cgroup to mount at %s", index,
-                       m->destination);
+    return isola_failx(err, ENOENT, "mounts[%zu]: no cgroup to mount at %s", index, m->destination);
   if (cg->layout == CGROUP_LAYOUT_V2) {
     /* In a cgroup namespace a fresh cgroup2 mount shows the container's own cgroup. */
     if (mount("cgroup2", target, "cgroup2", base | ro, NULL) == 0)
@@ -167,14 +166,15 @@ static int mount_cgroup(const struct rootfs_ctx *ctx, int rootfd, const struct o
       return isola_error_prefix(err, "mounts[%zu]", index);
     _cleanup_free_ char *bp = fd_path(bound);
     if (mount(NULL, bp, NULL, MS_BIND | MS_REMOUNT | base | ro | locked_flags(bp), NULL) < 0)
-      return isola_fail(err, errno, "mounts[%zu]: cannot make the %s cgroup at %s read-only",
-                        index, name, sub);
+      return isola_fail(err, errno, "mounts[%zu]: cannot make the %s cgroup at %s read-only", index,
+                        name, sub);
     /* cpu,cpuacct is also reachable as cpu and cpuacct, as on the host. */
     if (strchr(name, ',')) {
       _cleanup_free_ char *names = xstrdup(name);
-      _cleanup_close_ int dfd = open_in_root(rootfd, m->destination, false, false,
-                                             O_PATH | O_DIRECTORY, err);
-      for (char *s = NULL, *t = strtok_r(names, ",", &s); dfd >= 0 && t; t = strtok_r(NULL, ",", &s))
+      _cleanup_close_ int dfd =
+          open_in_root(rootfd, m->destination, false, false, O_PATH | O_DIRECTORY, err);
+      for (char *s = NULL, *t = strtok_r(names, ",", &s); dfd >= 0 && t;
+           t = strtok_r(NULL, ",", &s))
         (void) symlinkat(name, dfd, t);
     }
   }
@@ -219,8 +219,8 @@ int mount_one(const struct rootfs_ctx *ctx, int rootfd, const struct oci_mount *
     if (stat(m->source, &st) < 0)
       return isola_fail(err, errno, "mounts[%zu]: source \"%s\"", index, m->source);
   }
-  _cleanup_close_ int fd = open_in_root(rootfd, m->destination, true, !is_dir,
-                                        O_PATH | (is_dir ? O_DIRECTORY : 0), err);
+  _cleanup_close_ int fd =
+      open_in_root(rootfd, m->destination, true, !is_dir, O_PATH | (is_dir ? O_DIRECTORY : 0), err);
   if (fd < 0)
     return isola_error_prefix(err, "mounts[%zu]: destination \"%s\"", index, m->destination);
   _cleanup_free_ char *target = fd_path(fd);
@@ -271,8 +271,7 @@ int mount_one(const struct rootfs_ctx *ctx, int rootfd, const struct oci_mount *
     return -EIO;
   if (m->rro) {
     struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
-    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) <
-        0)
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
       return isola_fail(err, errno, "mounts[%zu]: cannot make %s recursively read-only", index,
                         m->destination);
   }

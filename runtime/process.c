@@ -53,7 +53,8 @@ int process_find_exe(const struct oci_process *p, char **out, struct isola_error
     path = DEFAULT_PATH;
   _cleanup_free_ char *copy = xstrdup(path);
   int last = -ENOENT;
-  for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+  for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir;
+       dir = strtok_r(NULL, ":", &save)) {
     _cleanup_free_ char *cand = xasprintf("%s/%s", *dir ? dir : ".", name);
     int r = check_exe(cand);
     if (r == 0) {
@@ -122,13 +123,16 @@ int process_set_limits(const struct oci_process *p, struct isola_error **err)
       int32_t nice;
       uint32_t priority;
       uint64_t runtime, deadline, period;
-    } attr = {.size = 48, .policy = p->sched_policy, .flags = p->sched_flags,
-              .nice = p->sched_nice, .priority = p->sched_priority};
+    } attr = {.size = 48,
+              .policy = p->sched_policy,
+              .flags = p->sched_flags,
+              .nice = p->sched_nice,
+              .priority = p->sched_priority};
     if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
       return isola_fail(err, errno, "process.scheduler: cannot set");
   }
-  const char *aff = p->exec_cpu_affinity_final ? p->exec_cpu_affinity_final
-                                               : p->exec_cpu_affinity_initial;
+  const char *aff =
+      p->exec_cpu_affinity_final ? p->exec_cpu_affinity_final : p->exec_cpu_affinity_initial;
   if (aff) {
     cpu_set_t set;
     if (parse_cpu_list(aff, &set) < 0)

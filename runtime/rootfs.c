@@ -14,8 +14,8 @@ static const struct {
   const char *path;
   int major, minor;
 } default_devices[] = {
-    {"/dev/null", 1, 3},    {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
-    {"/dev/random", 1, 8},  {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 
 static bool has_mount_at(const struct oci_spec *s, const char *dest)
@@ -36,8 +36,8 @@ static int make_device(const struct rootfs_ctx *ctx, int rootfd, const char *pat
   char *slash = strrchr(dir, '/');
   const char *name = path + (slash - dir) + 1;
   *slash = '\0';
-  _cleanup_close_ int dfd = open_in_root(rootfd, *dir ? dir : "/", true, false,
-                                         O_PATH | O_DIRECTORY, err);
+  _cleanup_close_ int dfd =
+      open_in_root(rootfd, *dir ? dir : "/", true, false, O_PATH | O_DIRECTORY, err);
   if (dfd < 0)
     return dfd;
   if (!ctx->in_user_ns) {
@@ -86,8 +86,10 @@ static int setup_dev(const struct rootfs_ctx *ctx, int rootfd, struct isola_erro
       return isola_error_prefix(err, "linux.devices[%zu]", i);
   }
   /* The usual links, where nothing of the image or the config is in their place. */
-  static const char *const links[][2] = {{"/proc/self/fd", "fd"},      {"/proc/self/fd/0", "stdin"},
-                                         {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+  static const char *const links[][2] = {{"/proc/self/fd", "fd"},
+                                         {"/proc/self/fd/0", "stdin"},
+                                         {"/proc/self/fd/1", "stdout"},
+                                         {"/proc/self/fd/2", "stderr"},
                                          {"/proc/kcore", "core"}};
   _cleanup_close_ int dev = open_in_root(rootfd, "/dev", true, false, O_PATH | O_DIRECTORY, err);
   if (dev < 0)

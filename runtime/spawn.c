@@ -42,8 +42,9 @@ static int stage1(const struct spawn_req *req)
   }
   if (req->new_time_ns && set_time_offsets(req, &err) < 0)
     goto fail;
-  pid_t pid = (pid_t) syscall(SYS_clone, (unsigned long) (req->clone_flags | CLONE_PARENT) | SIGCHLD,
-                              NULL, NULL, NULL, NULL);
+  pid_t pid =
+      (pid_t) syscall(SYS_clone, (unsigned long) (req->clone_flags | CLONE_PARENT) | SIGCHLD, NULL,
+                      NULL, NULL, NULL);
   if (pid < 0) {
     isola_fail(&err, errno, "cannot create the container process");
     goto fail;
@@ -83,7 +84,7 @@ int spawn_process(const struct spawn_req *req, int sync_parent, pid_t *pid,
   return r;
 }
 
-static const int forwarded_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
+static const int forwarded_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM,  SIGUSR1,
                                         SIGUSR2, SIGPIPE, SIGALRM, SIGWINCH, SIGCONT,
                                         SIGTSTP, SIGTTIN, SIGTTOU, SIGURG};
 

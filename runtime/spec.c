@@ -18,10 +18,14 @@ static const struct {
   const char *name, *proc_name;
   int flag;
 } ns_table[NS_COUNT] = {
-    [NS_PID] = {"pid", "pid", CLONE_NEWPID},          [NS_NETWORK] = {"network", "net", CLONE_NEWNET},
-    [NS_MOUNT] = {"mount", "mnt", CLONE_NEWNS},       [NS_IPC] = {"ipc", "ipc", CLONE_NEWIPC},
-    [NS_UTS] = {"uts", "uts", CLONE_NEWUTS},          [NS_USER] = {"user", "user", CLONE_NEWUSER},
-    [NS_CGROUP] = {"cgroup", "cgroup", CLONE_NEWCGROUP}, [NS_TIME] = {"time", "time", CLONE_NEWTIME},
+    [NS_PID] = {"pid", "pid", CLONE_NEWPID},
+    [NS_NETWORK] = {"network", "net", CLONE_NEWNET},
+    [NS_MOUNT] = {"mount", "mnt", CLONE_NEWNS},
+    [NS_IPC] = {"ipc", "ipc", CLONE_NEWIPC},
+    [NS_UTS] = {"uts", "uts", CLONE_NEWUTS},
+    [NS_USER] = {"user", "user", CLONE_NEWUSER},
+    [NS_CGROUP] = {"cgroup", "cgroup", CLONE_NEWCGROUP},
+    [NS_TIME] = {"time", "time", CLONE_NEWTIME},
 };
 
 const char *spec_ns_name(enum oci_ns_type t)
@@ -222,8 +226,8 @@ int spec_parse_process(struct json_object *obj, const char *what, struct oci_pro
         (r = jget_i64(c, o, "process.scheduler", "nice", -20, 19, &nice, NULL)) < 0 ||
         (r = jget_i64(c, o, "process.scheduler", "priority", 0, 99, &prio, NULL)) < 0)
       return r;
-    static const char *const pols[] = {"SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH",
-                                       "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE"};
+    static const char *const pols[] = {"SCHED_OTHER", "SCHED_FIFO", "SCHED_RR",      "SCHED_BATCH",
+                                       "SCHED_ISO",   "SCHED_IDLE", "SCHED_DEADLINE"};
     p->sched_policy = -1;
     for (size_t i = 0; pol && i < ARRAY_SIZE(pols); i++)
       if (!strcmp(pol, pols[i]))
@@ -237,10 +241,10 @@ int spec_parse_process(struct json_object *obj, const char *what, struct oci_pro
 
   if ((r = jget_obj(c, obj, P, "execCPUAffinity", &o)) < 0)
     return r;
-  if (o && ((r = jget_str(c, o, "process.execCPUAffinity", "initial",
-                          &p->exec_cpu_affinity_initial)) < 0 ||
-            (r = jget_str(c, o, "process.execCPUAffinity", "final",
-                          &p->exec_cpu_affinity_final)) < 0))
+  if (o &&
+      ((r = jget_str(c, o, "process.execCPUAffinity", "initial", &p->exec_cpu_affinity_initial)) <
+           0 ||
+       (r = jget_str(c, o, "process.execCPUAffinity", "final", &p->exec_cpu_affinity_final)) < 0))
     return r;
   return 0;
 }
@@ -296,9 +300,8 @@ static int parse_mounts(const struct jctx *c, struct json_object *root, struct o
 
 static int parse_hooks(const struct jctx *c, struct json_object *root, struct oci_spec *s)
 {
-  static const char *const names[HOOK_COUNT] = {"prestart",        "createRuntime",
-                                                "createContainer", "startContainer",
-                                                "poststart",       "poststop"};
+  static const char *const names[HOOK_COUNT] = {
+      "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
   struct json_object *hooks;
   int r = jget_obj(c, root, "", "hooks", &hooks);
   if (r < 0 || !hooks)
@@ -420,8 +423,7 @@ static int parse_linux(const struct jctx *c, struct json_object *lin, struct oci
     return jfail(c, "linux.uidMappings",
                  "a new user namespace needs both uidMappings and gidMappings");
   for (size_t i = 0; i < s->n_sysctl; i++)
-    if (strstr(s->sysctl[i].key, "..") || s->sysctl[i].key[0] == '/' ||
-        s->sysctl[i].key[0] == '.')
+    if (strstr(s->sysctl[i].key, "..") || s->sysctl[i].key[0] == '/' || s->sysctl[i].key[0] == '.')
       return jfail(c, "linux.sysctl", "invalid key \"%s\"", s->sysctl[i].key);
 
   _cleanup_free_ char *prop = NULL;
@@ -467,8 +469,8 @@ static int parse_linux(const struct jctx *c, struct json_object *lin, struct oci
     ns = 0;
     if ((r = jget_obj(c, o, "linux.timeOffsets", "boottime", &t)) < 0)
       return r;
-    if (t && ((r = jget_i64(c, t, "linux.timeOffsets.boottime", "secs", INT64_MIN, INT64_MAX,
-                            &secs, NULL)) < 0 ||
+    if (t && ((r = jget_i64(c, t, "linux.timeOffsets.boottime", "secs", INT64_MIN, INT64_MAX, &secs,
+                            NULL)) < 0 ||
               (r = jget_u32(c, t, "linux.timeOffsets.boottime", "nanosecs", &ns, NULL)) < 0))
       return r;
     s->time_offset_boottime_secs = secs;
@@ -488,8 +490,8 @@ static int check_version(const struct jctx *c, const char *v)
   if (n < 3)
     return jfail(c, "ociVersion", "\"%s\" is not a version (MAJOR.MINOR.PATCH)", v);
   if (major != 1 || minor > 3)
-    return jfail(c, "ociVersion", "version \"%s\" is not supported (this runtime implements %s)",
-                 v, OCI_VERSION_SUPPORTED);
+    return jfail(c, "ociVersion", "version \"%s\" is not supported (this runtime implements %s)", v,
+                 OCI_VERSION_SUPPORTED);
   return 0;
 }
 
@@ -537,8 +539,7 @@ int spec_parse(const char *text, size_t len, const char *what, struct oci_spec *
   if ((r = jget_obj(c, root, "", "annotations", &o)) < 0)
     return r;
   if (o) {
-    json_object_object_foreach(o, k, v)
-    {
+    json_object_object_foreach (o, k, v) {
       if (!json_object_is_type(v, json_type_string))
         return jfail(c, "annotations", "value of \"%s\" is not a string", k);
     }

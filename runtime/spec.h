@@ -14,7 +14,17 @@
 
 #define OCI_VERSION_SUPPORTED "1.3.0"
 
-enum oci_ns_type { NS_PID, NS_NETWORK, NS_MOUNT, NS_IPC, NS_UTS, NS_USER, NS_CGROUP, NS_TIME, NS_COUNT };
+enum oci_ns_type {
+  NS_PID,
+  NS_NETWORK,
+  NS_MOUNT,
+  NS_IPC,
+  NS_UTS,
+  NS_USER,
+  NS_CGROUP,
+  NS_TIME,
+  NS_COUNT
+};
 
 struct oci_namespace {
   enum oci_ns_type type;
@@ -32,13 +42,13 @@ struct oci_mount {
   char *source;
   char **options;
   /* derived from options */
-  unsigned long flags;         /* MS_* applied at mount time */
-  unsigned long clear_flags;   /* MS_* explicitly cleared (for remounts) */
-  unsigned long propagation;   /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC) */
+  unsigned long flags;       /* MS_* applied at mount time */
+  unsigned long clear_flags; /* MS_* explicitly cleared (for remounts) */
+  unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC) */
   bool bind, recursive, remount_ro;
-  bool rro;                    /* recursive read-only (mount_setattr) */
+  bool rro; /* recursive read-only (mount_setattr) */
   bool tmpcopyup;
-  char *data;                  /* filesystem-specific options joined by ',' */
+  char *data; /* filesystem-specific options joined by ',' */
 };
 
 struct oci_rlimit {
@@ -110,7 +120,7 @@ struct oci_device {
 
 struct oci_device_rule {
   bool allow;
-  char type; /* 'a', 'c', 'b' */
+  char type;            /* 'a', 'c', 'b' */
   int64_t major, minor; /* -1 = wildcard */
   char access[4];       /* subset of "rwm" */
 };
@@ -263,8 +273,8 @@ int spec_parse_resources(struct json_object *obj, const char *what, struct oci_r
 void spec_resources_clear(struct oci_resources *r);
 
 /* Namespace helpers */
-const char *spec_ns_name(enum oci_ns_type t);       /* "pid", "network", ... */
-const char *spec_ns_proc_name(enum oci_ns_type t);  /* "pid", "net", ... (for /proc/PID/ns) */
+const char *spec_ns_name(enum oci_ns_type t);      /* "pid", "network", ... */
+const char *spec_ns_proc_name(enum oci_ns_type t); /* "pid", "net", ... (for /proc/PID/ns) */
 const struct oci_namespace *spec_find_ns(const struct oci_spec *s, enum oci_ns_type t);
 
 /* Capabilities by name ("CAP_SYS_ADMIN") → number, -1 if unknown. */

@@ -180,14 +180,14 @@ int jget_strv(const struct jctx *c, struct json_object *o, const char *path, con
   for (size_t i = 0; i < n; i++) {
     struct json_object *e = json_object_array_get_idx(a, i);
     if (!e || !json_object_is_type(e, json_type_string)) {
-      _cleanup_free_ char *p = xasprintf("%s%s%s[%zu]", path ? path : "", path && *path ? "." : "",
-                                         key, i);
+      _cleanup_free_ char *p =
+          xasprintf("%s%s%s[%zu]", path ? path : "", path && *path ? "." : "", key, i);
       return jfail(c, p, "expected a string, got %s", e ? type_name(e) : "null");
     }
     const char *s = json_object_get_string(e);
     if (strlen(s) != (size_t) json_object_get_string_len(e)) {
-      _cleanup_free_ char *p = xasprintf("%s%s%s[%zu]", path ? path : "", path && *path ? "." : "",
-                                         key, i);
+      _cleanup_free_ char *p =
+          xasprintf("%s%s%s[%zu]", path ? path : "", path && *path ? "." : "", key, i);
       return jfail(c, p, "string contains a NUL byte");
     }
     v[i] = xstrdup(s);
@@ -206,11 +206,10 @@ int jget_map(const struct jctx *c, struct json_object *o, const char *path, cons
     return r;
   size_t count = json_object_object_length(m), i = 0;
   struct oci_kv *kv = xzalloc((count + 1) * sizeof(*kv));
-  json_object_object_foreach(m, k, v)
-  {
+  json_object_object_foreach (m, k, v) {
     if (!json_object_is_type(v, json_type_string)) {
-      _cleanup_free_ char *p = xasprintf("%s%s%s.%s", path ? path : "", path && *path ? "." : "",
-                                         key, k);
+      _cleanup_free_ char *p =
+          xasprintf("%s%s%s.%s", path ? path : "", path && *path ? "." : "", key, k);
       for (size_t j = 0; j < i; j++) {
         free(kv[j].key);
         free(kv[j].value);

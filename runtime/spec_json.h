@@ -40,6 +40,5 @@ int spec_seccomp_action(const char *name, uint32_t *out);
 int spec_seccomp_op(const char *name, int *out);
 bool spec_seccomp_flag_known(const char *name);
 
-int spec_parse_linux_extra(const struct jctx *c, struct json_object *linux_obj,
-                           struct oci_spec *s);
+int spec_parse_linux_extra(const struct jctx *c, struct json_object *linux_obj, struct oci_spec *s);
 void spec_free_linux_extra(struct oci_spec *s);

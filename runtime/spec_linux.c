@@ -97,8 +97,7 @@ int spec_parse_resources(struct json_object *res, const char *what, struct oci_r
         (ret = jget_u64(c, o, M, "swappiness", &r->mem_swappiness, &r->has_mem_swappiness)) < 0 ||
         (ret = jget_bool(c, o, M, "disableOOMKiller", &r->disable_oom_killer,
                          &r->has_disable_oom_killer)) < 0 ||
-        (ret = jget_bool(c, o, M, "useHierarchy", &r->use_hierarchy, &r->has_use_hierarchy)) <
-            0 ||
+        (ret = jget_bool(c, o, M, "useHierarchy", &r->use_hierarchy, &r->has_use_hierarchy)) < 0 ||
         (ret = jget_bool(c, o, M, "checkBeforeUpdate", &r->check_before_update,
                          &r->has_check_before_update)) < 0)
       return ret;
@@ -122,8 +121,7 @@ int spec_parse_resources(struct json_object *res, const char *what, struct oci_r
         (ret = jget_u64(c, o, C, "period", &r->cpu_period, &r->has_cpu_period)) < 0 ||
         (ret = jget_i64(c, o, C, "realtimeRuntime", -1, INT64_MAX, &r->cpu_rt_runtime,
                         &r->has_cpu_rt_runtime)) < 0 ||
-        (ret = jget_u64(c, o, C, "realtimePeriod", &r->cpu_rt_period, &r->has_cpu_rt_period)) <
-            0 ||
+        (ret = jget_u64(c, o, C, "realtimePeriod", &r->cpu_rt_period, &r->has_cpu_rt_period)) < 0 ||
         (ret = jget_i64(c, o, C, "idle", 0, 1, &r->cpu_idle, &r->has_cpu_idle)) < 0 ||
         (ret = jget_str(c, o, C, "cpus", &r->cpu_cpus)) < 0 ||
         (ret = jget_str(c, o, C, "mems", &r->cpu_mems)) < 0)
@@ -228,8 +226,7 @@ int spec_parse_resources(struct json_object *res, const char *what, struct oci_r
   if (o) {
     n = json_object_object_length(o);
     r->rdma = xzalloc((n + 1) * sizeof(struct oci_kv));
-    json_object_object_foreach(o, dev, lim)
-    {
+    json_object_object_foreach (o, dev, lim) {
       _cleanup_free_ char *path = xasprintf("linux.resources.rdma.%s", dev);
       uint32_t handles = 0, objects = 0;
       bool hh = false, ho = false;
@@ -334,8 +331,8 @@ static int parse_seccomp(const struct jctx *c, struct json_object *o, struct oci
     return jfail(c, "linux.seccomp.defaultAction", "missing");
   if (spec_seccomp_action(def, &sc->default_action) < 0)
     return jfail(c, "linux.seccomp.defaultAction", "unknown action \"%s\"", def);
-  if ((r = jget_u32(c, o, P, "defaultErrnoRet", &sc->default_errno_ret,
-                    &sc->has_default_errno)) < 0 ||
+  if ((r = jget_u32(c, o, P, "defaultErrnoRet", &sc->default_errno_ret, &sc->has_default_errno)) <
+          0 ||
       (r = jget_strv(c, o, P, "architectures", &sc->architectures)) < 0 ||
       (r = jget_strv(c, o, P, "flags", &sc->flags)) < 0 ||
       (r = jget_str(c, o, P, "listenerPath", &sc->listener_path)) < 0 ||

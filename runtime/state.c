@@ -132,8 +132,7 @@ int state_write(int dirfd, const struct container_state *st, struct isola_error 
   json_object_object_add(o, "bundle", json_object_new_string(st->bundle ? st->bundle : ""));
   json_object_object_add(o, "pid", json_object_new_int(st->pid));
   json_object_object_add(o, "startTime", json_object_new_uint64(st->start_time));
-  json_object_object_add(o, "status",
-                         json_object_new_string(state_status_name(st->saved_status)));
+  json_object_object_add(o, "status", json_object_new_string(state_status_name(st->saved_status)));
   json_object_object_add(o, "created", json_object_new_string(st->created ? st->created : ""));
   json_object_object_add(o, "owner", json_object_new_int64(st->owner));
   if (st->annotations)

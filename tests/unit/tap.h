@@ -12,7 +12,7 @@ static int tap_n, tap_failed;
       printf("ok %d - ", tap_n);                                                                   \
     } else {                                                                                       \
       tap_failed++;                                                                                \
-      printf("not ok %d - %s:%d: ", tap_n, __FILE__, __LINE__);                                   \
+      printf("not ok %d - %s:%d: ", tap_n, __FILE__, __LINE__);                                    \
     }                                                                                              \
     printf(__VA_ARGS__);                                                                           \
     printf("\n");                                                                                  \

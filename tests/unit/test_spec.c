@@ -43,14 +43,14 @@ int main(void)
       "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"uts\"},{\"type\":\"network\","
       "\"path\":\"/proc/1/ns/net\"}],\"sysctl\":{\"net.ipv4.ip_forward\":\"1\"},"
       "\"resources\":{\"memory\":{\"limit\":1048576},\"pids\":{\"limit\":10},\"devices\":[{"
-      "\"allow\":false,\"access\":\"rwm\"},{\"allow\":true,\"type\":\"c\",\"major\":1,\"minor\":3}]},"
+      "\"allow\":false,\"access\":\"rwm\"},{\"allow\":true,\"type\":\"c\",\"major\":1,\"minor\":3}]"
+      "},"
       "\"rootfsPropagation\":\"rshared\",\"maskedPaths\":[\"/proc/kcore\"]}}";
   int r = spec_parse(good, strlen(good), "config.json", &s, &err);
   ok(r == 0, "parses a full config (%s)", err ? err->msg : "ok");
   if (r == 0) {
     ok(!strcmp(s->process.args[2], "x"), "args");
-    ok(s->process.user.uid == 1 && s->process.user.gid == 2 && s->process.user.umask == 18,
-       "user");
+    ok(s->process.user.uid == 1 && s->process.user.gid == 2 && s->process.user.umask == 18, "user");
     ok(s->process.user.n_additional_gids == 2 && s->process.user.additional_gids[1] == 6,
        "additional gids");
     ok(s->process.caps.bounding == ((1ULL << 5) | (1ULL << 0)), "capabilities to bits");
@@ -60,8 +60,7 @@ int main(void)
     ok((s->mounts[0].flags & MS_RDONLY) && s->mounts[0].propagation == (MS_SLAVE | MS_REC),
        "mount flags and propagation");
     ok(s->mounts[0].data && !strcmp(s->mounts[0].data, "size=1"), "fs data kept");
-    ok(s->n_namespaces == 3 && s->namespaces[2].path &&
-           s->namespaces[2].clone_flag == CLONE_NEWNET,
+    ok(s->n_namespaces == 3 && s->namespaces[2].path && s->namespaces[2].clone_flag == CLONE_NEWNET,
        "namespaces with a path");
     ok(s->resources.has_mem_limit && s->resources.mem_limit == 1048576, "memory limit");
     ok(s->resources.n_devices == 2 && s->resources.devices[1].minor == 3, "device rules");

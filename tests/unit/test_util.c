@@ -41,8 +41,7 @@ int main(void)
   ok(pipe(sv) == 0, "pipe");
   ok(isola_error_send(sv[1], err) == 0, "send an error");
   struct isola_error *got = NULL;
-  ok(isola_error_recv(sv[0], &got) == -ENOENT && !strcmp(got->msg, err->msg),
-     "receive it intact");
+  ok(isola_error_recv(sv[0], &got) == -ENOENT && !strcmp(got->msg, err->msg), "receive it intact");
   isola_error_free(&got);
   isola_error_free(&err);
 
