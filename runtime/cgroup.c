@@ -47,6 +47,27 @@ int cgroup_write_i64(int dirfd, const char *file, int64_t value, const char *fie
   return cgroup_write(dirfd, file, buf, field, err);
 }
 
+int cgroup_write_hugetlb(int fd, const struct oci_resources *r, const char *suffix,
+                         struct isola_error **err)
+{
+  for (size_t i = 0; i < r->n_hugepage_limits; i++) {
+    const struct oci_hugepage_limit *h = &r->hugepage_limits[i];
+    _cleanup_free_ char *field = xasprintf("linux.resources.hugepageLimits[%zu]", i);
+    _cleanup_free_ char *file = xasprintf("hugetlb.%s.%s", h->page_size, suffix);
+    _cleanup_free_ char *rsvd = xasprintf("hugetlb.%s.rsvd.%s", h->page_size, suffix);
+    if (!cgroup_has_file(fd, file))
+      return isola_failx(err, ENOTSUP, "%s: page size %s is not supported by this kernel (no %s)",
+                         field, h->page_size, file);
+    int ret = cgroup_write_i64(fd, file, (int64_t) h->limit, field, err);
+    /* Reservations are limited too when the kernel can, so a mmap cannot overcommit. */
+    if (ret == 0 && cgroup_has_file(fd, rsvd))
+      ret = cgroup_write_i64(fd, rsvd, (int64_t) h->limit, field, err);
+    if (ret < 0)
+      return ret;
+  }
+  return 0;
+}
+
 bool cgroup_has_file(int dirfd, const char *file)
 {
   return faccessat(dirfd, file, F_OK, 0) == 0;

@@ -39,6 +39,10 @@ int cgroup_write(int dirfd, const char *file, const char *value, const char *fie
                  struct isola_error **err);
 int cgroup_write_i64(int dirfd, const char *file, int64_t value, const char *field,
                      struct isola_error **err);
+/* hugepageLimits into hugetlb.<size>.<suffix> (and .rsvd.<suffix> where the kernel has it):
+ * "limit_in_bytes" on v1, "max" on v2. */
+int cgroup_write_hugetlb(int fd, const struct oci_resources *r, const char *suffix,
+                         struct isola_error **err);
 bool cgroup_has_file(int dirfd, const char *file);
 /* Read a small cgroup file with the trailing newline stripped. */
 int cgroup_read(int dirfd, const char *file, char **out);

@@ -246,22 +246,7 @@ int cgroup_v1_set_blkio(int fd, const struct oci_resources *r, struct isola_erro
 
 int cgroup_v1_set_hugetlb(int fd, const struct oci_resources *r, struct isola_error **err)
 {
-  for (size_t i = 0; i < r->n_hugepage_limits; i++) {
-    const struct oci_hugepage_limit *h = &r->hugepage_limits[i];
-    _cleanup_free_ char *field = xasprintf("linux.resources.hugepageLimits[%zu]", i);
-    _cleanup_free_ char *file = xasprintf("hugetlb.%s.limit_in_bytes", h->page_size);
-    _cleanup_free_ char *rsvd = xasprintf("hugetlb.%s.rsvd.limit_in_bytes", h->page_size);
-    if (!cgroup_has_file(fd, file))
-      return isola_failx(err, ENOTSUP, "%s: page size %s is not supported by this kernel (no %s)",
-                         field, h->page_size, file);
-    int ret = cgroup_write_i64(fd, file, (int64_t) h->limit, field, err);
-    /* Reservations are limited too when the kernel can, so a mmap cannot overcommit. */
-    if (ret == 0 && cgroup_has_file(fd, rsvd))
-      ret = cgroup_write_i64(fd, rsvd, (int64_t) h->limit, field, err);
-    if (ret < 0)
-      return ret;
-  }
-  return 0;
+  return cgroup_write_hugetlb(fd, r, "limit_in_bytes", err);
 }
 
 int cgroup_v1_set_net_cls(int fd, const struct oci_resources *r, struct isola_error **err)
