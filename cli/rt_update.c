@@ -1,6 +1,7 @@
 /* update: new resource limits for a running container, from flags or a resources JSON. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <string.h>
 
@@ -13,29 +14,10 @@ static int parse_size(const char *s, int64_t *out)
   if (errno || end == s || v < -1)
     return -EINVAL;
   int64_t mult = 1;
-  switch (*end) {
-  case 'k':
-  case 'K':
-    mult = 1LL << 10;
+  const char *units = "kmgt", *u = *end ? strchr(units, tolower((unsigned char) *end)) : NULL;
+  if (u) {
+    mult = 1LL << (10 * (u - units + 1));
     end++;
-    break;
-  case 'm':
-  case 'M':
-    mult = 1LL << 20;
-    end++;
-    break;
-  case 'g':
-  case 'G':
-    mult = 1LL << 30;
-    end++;
-    break;
-  case 't':
-  case 'T':
-    mult = 1LL << 40;
-    end++;
-    break;
-  default:
-    break;
   }
   if (*end == 'b' || *end == 'B')
     end++;
