@@ -78,6 +78,17 @@ struct json_object *spec_default_json(bool rootless)
   for (size_t i = 0; i < json_object_array_length(mounts); i++) {
     struct json_object *m = json_object_array_get_idx(mounts, i);
     const char *dest = json_object_get_string(json_object_object_get(m, "destination"));
+    if (!strcmp(dest, "/dev/pts")) {
+      /* Only root is mapped: a devpts gid=5 option would name an unmapped group. */
+      struct json_object *opts = json_object_object_get(m, "options"),
+                         *kept = json_object_new_array();
+      for (size_t j = 0; j < json_object_array_length(opts); j++) {
+        const char *opt = json_object_get_string(json_object_array_get_idx(opts, j));
+        if (strcmp(opt, "gid=5"))
+          json_object_array_add(kept, json_object_new_string(opt));
+      }
+      json_object_object_add(m, "options", kept);
+    }
     if (!strcmp(dest, "/sys")) {
       json_object_object_add(m, "type", json_object_new_string("none"));
       json_object_object_add(m, "source", json_object_new_string("/sys"));

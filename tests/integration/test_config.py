@@ -426,3 +426,34 @@ def test_seccomp_notify_listener(rt, bundle, cid, tmp_path):
     st = got["state"]
     assert st["fds"] == ["seccompFd"] and st["metadata"] == "meta-1"
     assert st["state"]["id"] == cid and st["pid"] > 0
+
+
+def test_exec_in_user_namespace(rt, bundle, cid):
+    p = bundle.path
+    while str(p) != "/tmp":
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+        p = p.parent
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    out = rt.ok("exec", "--user", "1000:1000", cid, "sh", "-c",
+                "id -u; cat /proc/self/uid_map").stdout.decode().split()
+    assert out == ["1000", "0", "200000", "65536"]
+    pid = rt.state(cid)["pid"]
+    assert open(f"/proc/{pid}/status").read().count("200000") >= 1  # host view: mapped uid
+    rt.ok("delete", "-f", cid)
+
+
+def test_rootless_spec_runs(rt, bundle, cid):
+    """`spec --rootless` gives a config that runs (here as root, mapping root to root)."""
+    os.unlink(bundle.path / "config.json")
+    rt.ok("spec", "--rootless", "--bundle", bundle.path)
+    cfg = json.loads((bundle.path / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["sh", "-c", "cat /proc/self/uid_map; test -d /sys/class && echo sys"]
+    (bundle.path / "config.json").write_text(json.dumps(cfg))
+    r = rt("run", "-b", bundle.path, cid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [b"0", str(os.geteuid()).encode(), b"1", b"sys"]
