@@ -65,7 +65,7 @@ const char *state_status_name(enum container_status s);
 /* The OCI state document (for `state`, hooks' stdin). */
 struct json_object *state_to_oci_json(const struct container_state *st, enum container_status s);
 /* Copy of config.json kept beside the state (for exec defaults, poststop hooks, update). */
-int state_save_config(int dirfd, const char *bundle, struct isola_error **err);
+int state_save_config(int dirfd, const char *text, size_t len, struct isola_error **err);
 int state_load_config(int dirfd, struct oci_spec **out, struct isola_error **err);
 /* Remove ROOT/ID. */
 int state_dir_remove(const char *root, const char *id);

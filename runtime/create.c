@@ -247,11 +247,14 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
                      struct created *out, struct isola_error **err)
 {
   _cleanup_spec_ struct oci_spec *spec = NULL;
+  _cleanup_free_ char *config_text = NULL;
+  size_t config_len = 0;
   _cleanup_free_ char *bundle = realpath(co->bundle ? co->bundle : ".", NULL);
   int r;
   if (!bundle)
     return isola_fail(err, errno, "bundle \"%s\"", co->bundle ? co->bundle : ".");
-  if ((r = state_check_id(co->id, err)) < 0 || (r = spec_load(bundle, &spec, err)) < 0)
+  if ((r = state_check_id(co->id, err)) < 0 ||
+      (r = spec_load(bundle, &spec, &config_text, &config_len, err)) < 0)
     return r;
   if (!spec->has_process)
     return isola_failx(err, EINVAL, "config.json: process: missing");
@@ -285,7 +288,8 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
   int sync[2] = {-1, -1}, console[2] = {-1, -1};
   _cleanup_free_ char *state_json = NULL;
   _cleanup_close_ int fifo_fd = -1, proc_fd = -1, console_fd = -1, listener_fd = -1;
-  if ((r = state_write(dirfd, st, err)) < 0 || (r = state_save_config(dirfd, bundle, err)) < 0)
+  if ((r = state_write(dirfd, st, err)) < 0 ||
+      (r = state_save_config(dirfd, config_text, config_len, err)) < 0)
     goto fail;
   if (mkfifoat(dirfd, EXEC_FIFO, 0600) < 0) {
     r = isola_fail(err, errno, "cannot create the exec fifo");

@@ -560,7 +560,8 @@ int spec_parse(const char *text, size_t len, const char *what, struct oci_spec *
   return 0;
 }
 
-int spec_load(const char *bundle, struct oci_spec **out, struct isola_error **err)
+int spec_load(const char *bundle, struct oci_spec **out, char **raw, size_t *raw_len,
+              struct isola_error **err)
 {
   _cleanup_free_ char *path = xasprintf("%s/config.json", bundle);
   _cleanup_free_ char *text = NULL;
@@ -587,6 +588,10 @@ int spec_load(const char *bundle, struct oci_spec **out, struct isola_error **er
   if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
     return isola_failx(err, ENOTDIR, "config.json: root.path: \"%s\" is not a directory", real);
   *out = steal_pointer(&s);
+  if (raw) {
+    *raw = steal_pointer(&text);
+    *raw_len = len;
+  }
   return 0;
 }
 

@@ -254,8 +254,10 @@ struct oci_spec {
 int spec_parse(const char *text, size_t len, const char *what, struct oci_spec **out,
                struct isola_error **err);
 /* Read and parse BUNDLE/config.json; make root.path absolute (relative to bundle) and check it
- * exists and is a directory. */
-int spec_load(const char *bundle, struct oci_spec **out, struct isola_error **err);
+ * exists and is a directory. When raw is given, the document's text is handed out too (the
+ * caller frees it), so that it is read once. */
+int spec_load(const char *bundle, struct oci_spec **out, char **raw, size_t *raw_len,
+              struct isola_error **err);
 void spec_free(struct oci_spec *spec);
 static inline void spec_freep(struct oci_spec **s)
 {

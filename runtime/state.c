@@ -252,17 +252,11 @@ struct json_object *state_to_oci_json(const struct container_state *st, enum con
   return o;
 }
 
-int state_save_config(int dirfd, const char *bundle, struct isola_error **err)
+int state_save_config(int dirfd, const char *text, size_t len, struct isola_error **err)
 {
-  _cleanup_free_ char *path = xasprintf("%s/config.json", bundle);
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  int r = read_file_at(AT_FDCWD, path, 16 << 20, &text, &len);
+  int r = write_file_atomic(dirfd, "config.json", text, len, 0600);
   if (r < 0)
-    return isola_fail(err, -r, "cannot read %s", path);
-  r = write_file_atomic(dirfd, "config.json", text, len, 0600);
-  if (r < 0)
-    return isola_fail(err, -r, "cannot save a copy of %s", path);
+    return isola_fail(err, -r, "cannot save a copy of config.json in the state");
   return 0;
 }
 
