@@ -70,7 +70,7 @@ int verb_features(struct cli *cli, int argc, char **argv, struct isola_error **e
   json_object_object_add(sc, "supportedFlags", strings(flags, ARRAY_SIZE(flags)));
   json_object_object_add(lin, "seccomp", sc);
   struct json_object *aa = json_object_new_object();
-  json_object_object_add(aa, "enabled", json_object_new_boolean(false));
+  json_object_object_add(aa, "enabled", json_object_new_boolean(process_apparmor_enabled()));
   json_object_object_add(lin, "apparmor", aa);
   struct json_object *se = json_object_new_object();
   json_object_object_add(se, "enabled", json_object_new_boolean(false));

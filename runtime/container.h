@@ -140,6 +140,9 @@ struct process_exec {
 };
 /* Resolve process.args[0] through PATH of process.env (in the current root). */
 int process_find_exe(const struct oci_process *p, char **out, struct isola_error **err);
+/* Fail early when the process asks for a security label this host cannot give. */
+int process_check_labels(const struct oci_process *p, struct isola_error **err);
+bool process_apparmor_enabled(void);
 /* rlimits, oom, ioprio, scheduler: things set while still privileged. */
 int process_set_limits(const struct oci_process *p, struct isola_error **err);
 /* user, groups, umask, cwd, no_new_privs, capabilities, seccomp, then execve. Returns only on

@@ -258,6 +258,12 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
     return r;
   if (!spec->has_process)
     return isola_failx(err, EINVAL, "config.json: process: missing");
+  if ((r = process_check_labels(&spec->process, err)) < 0)
+    return r;
+  if (spec->mount_label && *spec->mount_label && access("/sys/fs/selinux/enforce", F_OK) == 0)
+    return isola_failx(err, ENOTSUP,
+                       "linux.mountLabel: SELinux mount labels are not supported "
+                       "yet (the mounts would be unlabelled)");
   if (ro->systemd_cgroup)
     return isola_failx(err, ENOTSUP,
                        "--systemd-cgroup: the systemd cgroup driver is not supported; "

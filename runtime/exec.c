@@ -87,6 +87,8 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
     return isola_failx(err, EINVAL, "container \"%s\" is %s: cannot exec in it", eo->id,
                        state_status_name(s));
   const struct oci_process *p = eo->process;
+  if ((r = process_check_labels(p, err)) < 0)
+    return r;
   if (p->terminal && !eo->console_socket && eo->detach)
     return isola_failx(err, EINVAL, "--tty with --detach needs --console-socket");
 

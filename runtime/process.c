@@ -143,6 +143,50 @@ int process_set_limits(const struct oci_process *p, struct isola_error **err)
   return 0;
 }
 
+bool process_apparmor_enabled(void)
+{
+  _cleanup_free_ char *v = NULL;
+  return read_file_at(AT_FDCWD, "/sys/module/apparmor/parameters/enabled", 16, &v, NULL) == 0 &&
+         v[0] == 'Y';
+}
+
+static bool selinux_enabled(void)
+{
+  return access("/sys/fs/selinux/enforce", F_OK) == 0;
+}
+
+int process_check_labels(const struct oci_process *p, struct isola_error **err)
+{
+  if (p->apparmor_profile && *p->apparmor_profile && !process_apparmor_enabled())
+    return isola_failx(err, ENOTSUP,
+                       "process.apparmorProfile: \"%s\" was asked for, but AppArmor is not "
+                       "enabled on this host",
+                       p->apparmor_profile);
+  return 0;
+}
+
+/* Labels take effect at execve(2); an unconfined process is never started by mistake. */
+static int set_labels(const struct oci_process *p, struct isola_error **err)
+{
+  if (p->apparmor_profile && *p->apparmor_profile) {
+    _cleanup_free_ char *cmd = xasprintf("exec %s", p->apparmor_profile);
+    int r = write_file_at(AT_FDCWD, "/proc/self/attr/apparmor/exec", cmd, strlen(cmd));
+    if (r == -ENOENT)
+      r = write_file_at(AT_FDCWD, "/proc/self/attr/exec", cmd, strlen(cmd));
+    if (r < 0)
+      return isola_fail(err, -r, "process.apparmorProfile: cannot switch to \"%s\"",
+                        p->apparmor_profile);
+  }
+  /* Without SELinux a label means nothing, as with runc. */
+  if (p->selinux_label && *p->selinux_label && selinux_enabled()) {
+    int r =
+        write_file_at(AT_FDCWD, "/proc/self/attr/exec", p->selinux_label, strlen(p->selinux_label));
+    if (r < 0)
+      return isola_fail(err, -r, "process.selinuxLabel: cannot set \"%s\"", p->selinux_label);
+  }
+  return 0;
+}
+
 static char *home_of(uid_t uid)
 {
   _cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
@@ -205,6 +249,8 @@ int process_exec_final(const struct process_exec *pe, const char *exe, struct is
     return isola_fail(err, errno, "process.cwd: cannot change to \"%s\"", p->cwd);
   if (p->has_caps && caps_prepare_keep() < 0)
     return isola_fail(err, errno, "cannot keep capabilities across setuid");
+  if ((r = set_labels(p, err)) < 0)
+    return r;
   /* The bounding set can only shrink while we still hold CAP_SETPCAP. */
   if (p->has_caps && (r = caps_drop_bounding(p->caps.bounding, err)) < 0)
     return r;

@@ -168,3 +168,13 @@ def test_bind_file_over_symlink_stays_inside(rt, bundle, cid, tmp_path):
     r = rt("run", "-b", bundle.path, cid)
     assert r.returncode == 0, r.stderr
     assert victim.read_text() == "host data\n"
+
+
+def test_apparmor_profile_without_apparmor(rt, bundle, cid):
+    """A profile that cannot be applied must not silently run the container unconfined."""
+    if open("/sys/module/apparmor/parameters/enabled").read().startswith("Y") \
+            if os.path.exists("/sys/module/apparmor/parameters/enabled") else False:
+        pytest.skip("AppArmor is enabled here")
+    bundle.process["apparmorProfile"] = "isola-test"
+    bundle.save()
+    rejected(rt, bundle, cid, "process.apparmorProfile", "AppArmor is not enabled")
