@@ -113,7 +113,9 @@ int parse_signal(const char *s)
     int base = !strncasecmp(s, "RTMIN", 5) ? SIGRTMIN : SIGRTMAX;
     if (!s[5])
       return base;
-    if ((s[5] == '+' || s[5] == '-') && parse_i64(s + 6, &n) == 0) {
+    /* Bound the offset before the arithmetic: "RTMIN+2147483647" must not overflow. */
+    if ((s[5] == '+' || s[5] == '-') && parse_i64(s + 6, &n) == 0 && n >= 0 &&
+        n <= SIGRTMAX - SIGRTMIN) {
       int v = s[5] == '+' ? base + (int) n : base - (int) n;
       return v >= SIGRTMIN && v <= SIGRTMAX ? v : -1;
     }
