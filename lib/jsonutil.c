@@ -22,8 +22,9 @@ int json_parse_doc(const char *text, size_t len, const char *what, struct json_o
     return isola_failx(err, EINVAL, "%s: invalid JSON at byte %zu: %s", what, off,
                        json_tokener_error_desc(jerr));
   }
-  /* Trailing garbage after the document is an error too. */
-  while (off < len && strchr(" \t\r\n", text[off]))
+  /* Trailing garbage after the document is an error too, NUL bytes included (strchr() would
+   * find a NUL in the whitespace set). */
+  while (off < len && text[off] && strchr(" \t\r\n", text[off]))
     off++;
   if (off < len) {
     json_object_put(o);

@@ -104,5 +104,13 @@ int main(void)
   expect_error("{" BASE ",\"hooks\":{\"prestart\":[{\"path\":\"rel\"}]}}", "hooks.prestart[0]");
   expect_error("{" BASE ",\"linux\":{\"sysctl\":{\"../../x\":\"1\"}}}", "linux.sysctl");
   expect_error("{" BASE "} trailing", "invalid JSON");
+
+  /* NUL bytes after the document are trailing data, not whitespace. */
+  static const char nul_tail[] = "{" BASE "}\0\0";
+  r = spec_parse(nul_tail, sizeof(nul_tail) - 1, "config.json", &s, &err);
+  ok(r < 0 && err && strstr(err->msg, "trailing data"), "rejects NUL bytes after the document");
+  if (r == 0)
+    spec_free(s);
+  isola_error_free(&err);
   done_testing();
 }
