@@ -207,7 +207,8 @@ int jget_map(const struct jctx *c, struct json_object *o, const char *path, cons
   size_t count = json_object_object_length(m), i = 0;
   struct oci_kv *kv = xzalloc((count + 1) * sizeof(*kv));
   json_object_object_foreach (m, k, v) {
-    if (!json_object_is_type(v, json_type_string)) {
+    bool is_str = json_object_is_type(v, json_type_string);
+    if (!is_str || strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v)) {
       _cleanup_free_ char *p =
           xasprintf("%s%s%s.%s", path ? path : "", path && *path ? "." : "", key, k);
       for (size_t j = 0; j < i; j++) {
@@ -215,6 +216,8 @@ int jget_map(const struct jctx *c, struct json_object *o, const char *path, cons
         free(kv[j].value);
       }
       free(kv);
+      if (is_str)
+        return jfail(c, p, "string contains a NUL byte");
       return jfail(c, p, "expected a string, got %s", type_name(v));
     }
     kv[i].key = xstrdup(k);

@@ -104,6 +104,8 @@ int main(void)
   expect_error("{" BASE ",\"hooks\":{\"prestart\":[{\"path\":\"rel\"}]}}", "hooks.prestart[0]");
   expect_error("{" BASE ",\"linux\":{\"sysctl\":{\"../../x\":\"1\"}}}", "linux.sysctl");
   expect_error("{" BASE "} trailing", "invalid JSON");
+  expect_error("{" BASE ",\"linux\":{\"sysctl\":{\"kernel.x\":\"1\\u0000\"}}}",
+               "linux.sysctl.kernel.x: string contains a NUL byte");
 
   /* NUL bytes after the document are trailing data, not whitespace. */
   static const char nul_tail[] = "{" BASE "}\0\0";
