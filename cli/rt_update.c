@@ -23,7 +23,15 @@ static int parse_size(const char *s, int64_t *out)
     end++;
   if (*end)
     return -EINVAL;
-  *out = v == -1 ? -1 : (int64_t) (v * (double) mult);
+  if (v == -1) {
+    *out = -1;
+    return 0;
+  }
+  /* Converting a double outside int64_t (1e30, inf, nan) to an integer is undefined. */
+  double bytes = v * (double) mult;
+  if (!(bytes >= 0 && bytes < 0x1p63))
+    return -EINVAL;
+  *out = (int64_t) bytes;
   return 0;
 }
 

@@ -137,6 +137,10 @@ def test_bad_cli(rt, bundle, cid):
     assert r.returncode != 0 and b"--log-format" in r.stderr
     r = rt("--systemd-cgroup", "run", "-b", bundle.path, cid)
     assert r.returncode != 0 and b"systemd" in r.stderr
+    # Sizes beyond int64_t (or not numbers at all) are refused before any container is looked up.
+    for size in ["1e30", "9000000000t", "inf", "nan"]:
+        r = rt("update", "--memory", size, "nonexistent")
+        assert r.returncode != 0 and b"is not a size" in r.stderr, (size, r.stderr)
 
 
 @pytest.mark.parametrize("dest", ["/escape/inside", "/../../../../../../../../tmp/ESCAPE/x",
