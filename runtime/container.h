@@ -190,6 +190,9 @@ int terminal_connect(const char *path, int *fd, struct isola_error **err);
 int terminal_relay(int master, pid_t child, int *status);
 
 /* ---- orchestration (create.c, lifecycle.c, exec.c) ---- */
+/* The annotation that chooses the isolation of one container: "process" or "vm". */
+#define ISOLATION_ANNOTATION "io.isola.isolation"
+
 struct runtime_opts {
   const char *root;
   bool systemd_cgroup;

@@ -195,6 +195,25 @@ static int write_id_map(pid_t pid, const char *file, const struct oci_idmap *m, 
   return 0;
 }
 
+/* io.isola.isolation picks process or VM isolation per container. The VM backend is not built
+ * yet: asking for it must fail, never quietly give a weaker container. */
+static int check_isolation(const struct oci_spec *spec, struct isola_error **err)
+{
+  struct json_object *v = NULL;
+  if (!spec->annotations || !json_object_object_get_ex(spec->annotations, ISOLATION_ANNOTATION, &v))
+    return 0;
+  const char *want = json_object_get_string(v);
+  if (!strcmp(want, "process"))
+    return 0;
+  if (!strcmp(want, "vm") || !strcmp(want, "hyperv"))
+    return isola_failx(err, ENOTSUP,
+                       "annotations.%s: VM isolation is not available yet in this build of "
+                       "isola-runtime",
+                       ISOLATION_ANNOTATION);
+  return isola_failx(err, EINVAL, "annotations.%s: \"%s\" is not process or vm",
+                     ISOLATION_ANNOTATION, want);
+}
+
 static uid_t host_id_of_root(const struct oci_idmap *m, size_t n)
 {
   for (size_t i = 0; i < n; i++)
@@ -258,7 +277,7 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
     return r;
   if (!spec->has_process)
     return isola_failx(err, EINVAL, "config.json: process: missing");
-  if ((r = process_check_labels(&spec->process, err)) < 0)
+  if ((r = process_check_labels(&spec->process, err)) < 0 || (r = check_isolation(spec, err)) < 0)
     return r;
   if (spec->mount_label && *spec->mount_label && access("/sys/fs/selinux/enforce", F_OK) == 0)
     return isola_failx(err, ENOTSUP,

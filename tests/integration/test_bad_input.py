@@ -182,3 +182,19 @@ def test_apparmor_profile_without_apparmor(rt, bundle, cid):
     bundle.process["apparmorProfile"] = "isola-test"
     bundle.save()
     rejected(rt, bundle, cid, "process.apparmorProfile", "AppArmor is not enabled")
+
+
+@pytest.mark.parametrize("value,needle", [("vm", "not available yet"),
+                                          ("hyperv", "not available yet"),
+                                          ("sandbox", "is not process or vm")])
+def test_isolation_annotation(rt, bundle, cid, value, needle):
+    """Asking for VM isolation before it exists fails; it never falls back to a process."""
+    bundle.config["annotations"] = {"io.isola.isolation": value}
+    bundle.save()
+    rejected(rt, bundle, cid, "annotations.io.isola.isolation", needle)
+
+
+def test_isolation_annotation_process(rt, bundle, cid):
+    bundle.config["annotations"] = {"io.isola.isolation": "process"}
+    bundle.args("echo", "ok")
+    assert rt("run", "-b", bundle.path, cid).stdout == b"ok\n"
