@@ -155,6 +155,7 @@ static int make_cgroup_dirs(const struct cgroup_mount *m, struct cgroup_path *p,
     return isola_fail(err, -cur, "cannot open cgroup hierarchy %s", m->mount_point);
   const char *below = p->path + strlen(m->mount_point);
   unsigned depth = 0, index = 0;
+  bool made_any = false;
   for (const char *s = below; *s; s++)
     depth += s[0] == '/' && s[1] && s[1] != '/';
   _cleanup_free_ char *rest = xstrdup(below);
@@ -162,8 +163,8 @@ static int make_cgroup_dirs(const struct cgroup_mount *m, struct cgroup_path *p,
     if (v2)
       cgroup_v2_enable_controllers(cur);
     if (mkdirat(cur, t, 0755) == 0) {
-      if (!p->created) {
-        p->created = true;
+      if (!made_any) {
+        made_any = true;
         p->created_parents = depth - 1 - index;
       }
     } else if (errno != EEXIST) {
@@ -182,8 +183,9 @@ static int make_cgroup_dirs(const struct cgroup_mount *m, struct cgroup_path *p,
   return 0;
 }
 
-int cgroup_create(const char *cgroups_path, const char *id, struct cgroup **out,
-                  struct isola_error **err)
+int cgroup_create_recorded(const char *cgroups_path, const char *id,
+                           int (*record)(const struct cgroup *cg, void *arg), void *arg,
+                           struct cgroup **out, struct isola_error **err)
 {
   _cleanup_free_ char *rel = NULL;
   bool relative = false;
@@ -210,10 +212,14 @@ int cgroup_create(const char *cgroups_path, const char *id, struct cgroup **out,
     else
       cg->paths[cg->n_paths++] = (struct cgroup_path){
           .controller = xstrdup(m[i].controllers),
+          /* The leaf is the container's own, even when a killed create already made it. */
+          .created = true,
           .path = xasprintf("%s%s%s%s", m[i].mount_point,
                             relative && strcmp(m[i].own_path, "/") ? m[i].own_path : "",
                             relative ? "/" : "", rel)};
   }
+  if (r == 0 && record)
+    r = record(cg, arg);
   for (size_t i = 0; i < cg->n_paths && r == 0; i++)
     r = make_cgroup_dirs(&m[i], &cg->paths[i], err);
   cgroup_mounts_free(m, n);
@@ -223,6 +229,12 @@ int cgroup_create(const char *cgroups_path, const char *id, struct cgroup **out,
   }
   *out = steal_pointer(&cg);
   return 0;
+}
+
+int cgroup_create(const char *cgroups_path, const char *id, struct cgroup **out,
+                  struct isola_error **err)
+{
+  return cgroup_create_recorded(cgroups_path, id, NULL, NULL, out, err);
 }
 
 int cgroup_enter(const struct cgroup *cg, pid_t pid, struct isola_error **err)

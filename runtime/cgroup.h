@@ -39,6 +39,11 @@ int cgroup_detect_layout(enum cgroup_layout *out, struct isola_error **err);
  * are below the runtime's own cgroup) and create its directories. */
 int cgroup_create(const char *cgroups_path, const char *id, struct cgroup **out,
                   struct isola_error **err);
+/* The same, calling record() with the planned cgroup before the first mkdir, so the caller can
+ * persist it: a runtime killed in the middle leaves a state that names every directory. */
+int cgroup_create_recorded(const char *cgroups_path, const char *id,
+                           int (*record)(const struct cgroup *cg, void *arg), void *arg,
+                           struct cgroup **out, struct isola_error **err);
 /* Move pid into the container's cgroup in every hierarchy. */
 int cgroup_enter(const struct cgroup *cg, pid_t pid, struct isola_error **err);
 /* Apply linux.resources. `update` calls it again with the new values. */

@@ -195,6 +195,22 @@ static int write_id_map(pid_t pid, const char *file, const struct oci_idmap *m, 
   return 0;
 }
 
+struct record_ctx {
+  int dirfd;
+  struct container_state *st;
+  struct isola_error **err;
+};
+
+/* Persist the planned cgroup before it exists: delete --force then finds it whatever happens. */
+static int record_cgroup(const struct cgroup *cg, void *arg)
+{
+  struct record_ctx *rec = arg;
+  rec->st->cgroup = (struct cgroup *) cg;
+  int r = state_write(rec->dirfd, rec->st, rec->err);
+  rec->st->cgroup = NULL;
+  return r;
+}
+
 /* io.isola.isolation picks process or VM isolation per container. The VM backend is not built
  * yet: asking for it must fail, never quietly give a weaker container. */
 static int check_isolation(const struct oci_spec *spec, struct isola_error **err)
@@ -350,7 +366,9 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
     goto fail;
   }
 
-  if ((r = cgroup_create(spec->cgroups_path, co->id, &st->cgroup, err)) < 0)
+  struct record_ctx rec = {.dirfd = dirfd, .st = st, .err = err};
+  if ((r = cgroup_create_recorded(spec->cgroups_path, co->id, record_cgroup, &rec, &st->cgroup,
+                                  err)) < 0)
     goto fail;
   if ((r = state_write(dirfd, st, err)) < 0)
     goto fail;

@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 
 def wait_status(rt, cid, want, timeout=10):
     end = time.time() + timeout
@@ -234,3 +236,32 @@ def test_delete_force_after_sigkilled_create(rt, bundle, cid):
     time.sleep(0.05)
     assert not os.path.exists(os.path.join(rt.root, cid))
     subprocess.run(["pkill", "-f", str(hook)])
+
+
+@pytest.mark.parametrize("delay_ms", [0, 1, 3, 6, 10, 20])
+def test_delete_force_after_create_killed_anywhere(rt, bundle, cid, delay_ms):
+    """SIGKILL the runtime at several points of create; delete --force still cleans up
+    everything (state, cgroups, processes), and the id can be used again."""
+    bundle.args("sleep", "100")
+    p = subprocess.Popen(rt.cmd("create", "-b", bundle.path, cid), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay_ms / 1000)
+    p.kill()
+    p.wait()
+    pid = 0
+    state_file = os.path.join(rt.root, cid, "state.json")
+    if os.path.exists(state_file):
+        try:
+            pid = json.load(open(state_file)).get("pid", 0)
+        except ValueError:
+            pass
+    r = rt("delete", "--force", cid)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    if pid:
+        time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    # The id is free again.
+    rt.ok("create", "-b", bundle.path, cid)
+    rt.ok("delete", "--force", cid)
