@@ -83,7 +83,18 @@ int main(int argc, char **argv)
   for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
     if (strcmp(verbs[i].name, verb))
       continue;
+    if (cli.ro.debug) {
+      _cleanup_free_ char *line = xstrdup(verb);
+      for (int a = first + 1; a < argc; a++) {
+        char *next = xasprintf("%s %s", line, argv[a]);
+        free(line);
+        line = next;
+      }
+      log_debug("isola-runtime %s (root %s)", line, cli.ro.root);
+    }
     int status = verbs[i].fn(&cli, argc - first - 1, argv + first + 1, &err);
+    log_debug("%s: exit status %d%s%s", verb, err ? 1 : status, err ? ": " : "",
+              err ? err->msg : "");
     if (err)
       goto fail;
     return status;

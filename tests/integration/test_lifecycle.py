@@ -265,3 +265,23 @@ def test_delete_force_after_create_killed_anywhere(rt, bundle, cid, delay_ms):
     # The id is free again.
     rt.ok("create", "-b", bundle.path, cid)
     rt.ok("delete", "--force", cid)
+
+
+def test_log_file_json(rt, bundle, cid, tmp_path):
+    """Engines (containerd's shim) read the runtime's errors from --log in JSON."""
+    log = tmp_path / "runtime.log"
+    bundle.args("/no/such/binary")
+    r = rt("--log", log, "--log-format", "json", "run", "-b", bundle.path, cid)
+    assert r.returncode != 0
+    entries = [json.loads(l) for l in log.read_text().splitlines()]
+    assert entries and entries[-1]["level"] == "error"
+    assert "/no/such/binary" in entries[-1]["msg"] and entries[-1]["time"]
+    assert b"/no/such/binary" in r.stderr  # and on stderr, where podman reads them
+
+
+def test_debug_log(rt, bundle, cid, tmp_path):
+    log = tmp_path / "debug.log"
+    bundle.args("true")
+    rt.ok("--debug", "--log", log, "run", "-b", bundle.path, cid)
+    text = log.read_text()
+    assert "debug" in text and cid in text
