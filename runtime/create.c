@@ -2,6 +2,7 @@
 #include "container.h"
 
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -65,6 +67,10 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
   const struct oci_namespace *cgns = spec_find_ns(s, NS_CGROUP);
   if (cgns && !cgns->path && unshare(CLONE_NEWCGROUP) < 0)
     return isola_fail(err, errno, "cannot create the cgroup namespace");
+  /* A session keyring of its own, so the container cannot read the host's keys (as runc). */
+  if (!a->co->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, a->co->id) < 0 &&
+      errno != ENOSYS && errno != EDQUOT && errno != EACCES)
+    return isola_fail(err, errno, "cannot create the container's session keyring");
   if (s->hostname && *s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
     return isola_fail(err, errno, "hostname: cannot set \"%s\"", s->hostname);
   if (s->domainname && *s->domainname && setdomainname(s->domainname, strlen(s->domainname)) < 0)

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang-format
   libjson-c-dev libseccomp-dev
-  busybox-static python3 python3-pytest procps iproute2 util-linux
+  busybox-static python3 python3-pytest procps iproute2 util-linux strace
   crun runc podman containerd uidmap
 )
 missing=()

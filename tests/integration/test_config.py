@@ -457,3 +457,24 @@ def test_rootless_spec_runs(rt, bundle, cid):
     r = rt("run", "-b", bundle.path, cid)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [b"0", str(os.geteuid()).encode(), b"1", b"sys"]
+
+
+def test_session_keyring(rt, bundle, cid):
+    """Each container joins a new session keyring named after it (unless --no-new-keyring)."""
+    import shutil
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    bundle.args("true")
+    # LeakSanitizer's exit check needs ptrace, which strace holds.
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    r = subprocess.run(["strace", "-f", "-e", "trace=keyctl", *rt.cmd("run", "-b", bundle.path,
+                                                                      cid)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    calls = [l for l in r.stderr.splitlines() if "KEYCTL_JOIN_SESSION_KEYRING" in l]
+    assert len(calls) == 1 and f'"{cid}"' in calls[0]
+    assert int(calls[0].rsplit("=", 1)[1]) > 0, calls
+    r = subprocess.run(["strace", "-f", "-e", "trace=keyctl",
+                        *rt.cmd("run", "--no-new-keyring", "-b", bundle.path, cid)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert "KEYCTL_JOIN_SESSION_KEYRING" not in r.stderr
