@@ -496,7 +496,7 @@ fail:
     st->pid = pid;
   }
   struct isola_error *cleanup_err = NULL;
-  container_destroy(ro->root, co->id, dirfd, st, NULL, &cleanup_err);
+  container_destroy(ro->root, co->id, st, NULL, &cleanup_err);
   isola_error_free(&cleanup_err);
   state_free(st);
   return r;
@@ -527,7 +527,7 @@ int container_run(const struct runtime_opts *ro, const struct create_opts *co, i
     struct isola_error *e2 = NULL;
     kill(c.pid, SIGKILL);
     waitpid(c.pid, NULL, 0);
-    container_destroy(ro->root, co->id, c.dirfd, c.st, NULL, &e2);
+    container_destroy(ro->root, co->id, c.st, NULL, &e2);
     isola_error_free(&e2);
     created_clear(&c);
     goto out;

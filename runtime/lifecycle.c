@@ -135,7 +135,7 @@ static void wait_gone(pid_t pid, unsigned long long start_time)
   }
 }
 
-int container_destroy(const char *root, const char *id, int dirfd, struct container_state *st,
+int container_destroy(const char *root, const char *id, struct container_state *st,
                       const struct oci_spec *spec, struct isola_error **err)
 {
   int r = 0;
@@ -166,7 +166,6 @@ int container_destroy(const char *root, const char *id, int dirfd, struct contai
       isola_error_free(&herr);
     }
   }
-  (void) dirfd;
   r = state_dir_remove(root, id);
   if (r < 0)
     return isola_fail(err, -r, "cannot remove the state of container \"%s\"", id);
@@ -192,7 +191,7 @@ int container_delete(const struct runtime_opts *ro, const char *id, bool force,
   if (state_load_config(dirfd, &spec, &cerr) < 0)
     isola_error_free(&cerr);
   /* Poststop hooks only for containers that got as far as being created. */
-  return container_destroy(ro->root, id, dirfd, st, s == STATUS_CREATING ? NULL : spec, err);
+  return container_destroy(ro->root, id, st, s == STATUS_CREATING ? NULL : spec, err);
 }
 
 int container_state_json(const struct runtime_opts *ro, const char *id, char **out,
