@@ -260,6 +260,7 @@ void container_info_free(struct container_info *c, size_t n);
 /* Shared helpers (lifecycle.c) */
 int write_pid_file(const char *path, pid_t pid, struct isola_error **err);
 /* Kill the container's processes, remove its cgroups, run poststop hooks (when spec is given)
- * and remove its state directory. The caller holds the state lock. Used by delete and on failure. */
+ * and remove its state directory. The caller holds the state lock. Used by delete and on failure.
+ */
 int container_destroy(const char *root, const char *id, struct container_state *st,
                       const struct oci_spec *spec, struct isola_error **err);
