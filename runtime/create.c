@@ -88,7 +88,13 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
       (r = hooks_run(s->hooks[HOOK_CREATE_CONTAINER], s->n_hooks[HOOK_CREATE_CONTAINER],
                      "createContainer", *state_json, err)) < 0)
     return r;
-  if ((r = rootfs_pivot(&ctx, a->co->no_pivot, err)) < 0 || (r = rootfs_finalize(&ctx, err)) < 0)
+  if ((r = rootfs_pivot(&ctx, a->co->no_pivot, err)) < 0)
+    return r;
+  /* A working directory the image lacks is made, as runc does (before / may turn read-only). */
+  if (access(s->process.cwd, F_OK) < 0 && errno == ENOENT &&
+      (r = mkdir_p_at(AT_FDCWD, s->process.cwd, 0755)) < 0)
+    return isola_fail(err, -r, "process.cwd: cannot create \"%s\"", s->process.cwd);
+  if ((r = rootfs_finalize(&ctx, err)) < 0)
     return r;
   if (s->process.terminal) {
     if ((r = terminal_setup(a->console_fd, &s->process, err)) < 0)

@@ -478,3 +478,9 @@ def test_session_keyring(rt, bundle, cid):
                         *rt.cmd("run", "--no-new-keyring", "-b", bundle.path, cid)],
                        capture_output=True, text=True, timeout=60, env=env)
     assert "KEYCTL_JOIN_SESSION_KEYRING" not in r.stderr
+
+
+def test_missing_cwd_is_created(rt, bundle, cid):
+    bundle.process["cwd"] = "/work/dir"
+    assert run(rt, bundle, cid, "pwd") == "/work/dir\n"
+    assert (bundle.rootfs / "work" / "dir").is_dir()
