@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -42,6 +43,17 @@ int terminal_setup(int console_sock, const struct oci_process *p, struct isola_e
   if (p->console_height || p->console_width) {
     struct winsize ws = {.ws_row = p->console_height, .ws_col = p->console_width};
     (void) ioctl(slave, TIOCSWINSZ, &ws);
+  }
+  /* /dev/console is the terminal too, as with runc: programs that write to it reach the user. */
+  unsigned int n = 0;
+  if (ioctl(master, TIOCGPTN, &n) == 0 && access("/dev", W_OK) == 0) {
+    char pts[32];
+    snprintf(pts, sizeof(pts), "/dev/pts/%u", n);
+    int fd = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0)
+      close(fd);
+    if (mount(pts, "/dev/console", NULL, MS_BIND, NULL) < 0)
+      return isola_fail(err, errno, "process.terminal: cannot bind %s to /dev/console", pts);
   }
   int r = send_fds(console_sock, "/dev/ptmx", 9, &master, 1);
   if (r < 0)

@@ -26,10 +26,10 @@ def run_on_pty(argv, stdin=b""):
 
 def test_run_with_terminal(rt, bundle, cid):
     bundle.process["terminal"] = True
-    bundle.args("sh", "-c", "tty; test -t 0 && echo isatty; exit 3")
+    bundle.args("sh", "-c", "tty; test -t 0 && echo isatty; echo console > /dev/console; exit 3")
     out, code = run_on_pty(rt.cmd("run", "-b", bundle.path, cid))
     assert code == 3
-    assert out == b"/dev/pts/0\r\nisatty\r\n", out
+    assert out == b"/dev/pts/0\r\nisatty\r\nconsole\r\n", out
 
 
 def test_run_terminal_input(rt, bundle, cid):
