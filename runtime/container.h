@@ -182,8 +182,10 @@ int hooks_run(const struct oci_hook *hooks, size_t n, const char *kind, const ch
 
 /* ---- terminal (terminal.c) ---- */
 /* In the container: open a pty pair (on the container's /dev/pts), send the master to the
- * console socket fd, make the slave the controlling terminal and stdio. */
-int terminal_setup(int console_sock, const struct oci_process *p, struct isola_error **err);
+ * console socket fd, make the slave the controlling terminal and stdio. For the container's init
+ * (not exec), /dev/console becomes that pty too. */
+int terminal_setup(int console_sock, const struct oci_process *p, bool is_init,
+                   struct isola_error **err);
 /* Connect to a console socket path. */
 int terminal_connect(const char *path, int *fd, struct isola_error **err);
 /* Foreground: relay between our stdio and the master until the child exits. */

@@ -97,7 +97,7 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
   if ((r = rootfs_finalize(&ctx, err)) < 0)
     return r;
   if (s->process.terminal) {
-    if ((r = terminal_setup(a->console_fd, &s->process, err)) < 0)
+    if ((r = terminal_setup(a->console_fd, &s->process, true, err)) < 0)
       return r;
     close(a->console_fd);
     a->console_fd = -1;

@@ -31,7 +31,7 @@ static int exec_main(void *arg)
   if (sync_expect_data(a->sync_fd, SYNC_GO, &go, &err) < 0)
     goto fail;
   if (a->proc->terminal) {
-    if (terminal_setup(a->console_fd, a->proc, &err) < 0)
+    if (terminal_setup(a->console_fd, a->proc, false, &err) < 0)
       goto fail;
     close(a->console_fd);
   } else if (setsid() < 0 && errno != EPERM) {

@@ -29,7 +29,8 @@ int terminal_connect(const char *path, int *fd, struct isola_error **err)
   return 0;
 }
 
-int terminal_setup(int console_sock, const struct oci_process *p, struct isola_error **err)
+int terminal_setup(int console_sock, const struct oci_process *p, bool is_init,
+                   struct isola_error **err)
 {
   _cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0)
@@ -46,7 +47,7 @@ int terminal_setup(int console_sock, const struct oci_process *p, struct isola_e
   }
   /* /dev/console is the terminal too, as with runc: programs that write to it reach the user. */
   unsigned int n = 0;
-  if (ioctl(master, TIOCGPTN, &n) == 0 && access("/dev", W_OK) == 0) {
+  if (is_init && ioctl(master, TIOCGPTN, &n) == 0 && access("/dev", W_OK) == 0) {
     char pts[32];
     snprintf(pts, sizeof(pts), "/dev/pts/%u", n);
     int fd = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -44,4 +44,7 @@ def test_exec_tty(rt, bundle, cid):
     rt.ok("run", "-d", "-b", bundle.path, cid)
     out, code = run_on_pty(rt.cmd("exec", "-t", cid, "sh", "-c", "tty; exit 4"))
     assert code == 4 and out.startswith(b"/dev/pts/"), out
+    # An exec's terminal is its own: the container's /dev/console is not rebound to it.
+    r = rt.ok("exec", cid, "sh", "-c", "test -e /dev/console && echo yes || echo no")
+    assert r.stdout == b"no\n"
     rt.ok("delete", "-f", cid)
