@@ -89,6 +89,14 @@ class Bundle:
         self.process["args"] = list(a)
         return self.save()
 
+    def reachable_by_mapped_root(self):
+        """A mapped root (user namespace) must be able to reach the rootfs; pytest makes its
+        directories 0700."""
+        p = self.path
+        while str(p) not in ("/", "/tmp"):
+            os.chmod(p, os.stat(p).st_mode | 0o011)
+            p = p.parent
+
     def save(self):
         with open(self.path / "config.json", "w") as f:
             json.dump(self.config, f, indent=1)

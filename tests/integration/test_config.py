@@ -187,11 +187,7 @@ def test_join_namespace_by_path(rt, bundle, cid):
 
 
 def test_user_namespace(rt, bundle, cid):
-    # The mapped root must be able to reach the rootfs (pytest's directories are 0700).
-    p = bundle.path
-    while str(p) != "/tmp":
-        os.chmod(p, os.stat(p).st_mode | 0o011)
-        p = p.parent
+    bundle.reachable_by_mapped_root()
     bundle.linux["namespaces"].append({"type": "user"})
     bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -429,10 +425,7 @@ def test_seccomp_notify_listener(rt, bundle, cid, tmp_path):
 
 
 def test_exec_in_user_namespace(rt, bundle, cid):
-    p = bundle.path
-    while str(p) != "/tmp":
-        os.chmod(p, os.stat(p).st_mode | 0o011)
-        p = p.parent
+    bundle.reachable_by_mapped_root()
     bundle.linux["namespaces"].append({"type": "user"})
     bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
     bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]

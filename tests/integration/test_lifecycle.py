@@ -19,6 +19,17 @@ def wait_status(rt, cid, want, timeout=10):
     raise AssertionError(f"{cid} is {st}, wanted {want}")
 
 
+def wait_running(rt, cid, timeout=10):
+    """For a foreground run started with Popen: wait until its container is running."""
+    end = time.time() + timeout
+    while time.time() < end:
+        r = rt("state", cid)
+        if r.returncode == 0 and json.loads(r.stdout)["status"] == "running":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{cid} never ran")
+
+
 def test_run_echo(rt, bundle, cid):
     bundle.args("echo", "hello")
     r = rt("run", "--bundle", bundle.path, cid)
@@ -35,11 +46,7 @@ def test_run_exit_code(rt, bundle, cid):
 def test_run_killed_by_signal(rt, bundle, cid):
     bundle.args("sleep", "100")
     p = subprocess.Popen(rt.cmd("run", "-b", bundle.path, cid))
-    for _ in range(500):
-        if os.path.exists(os.path.join(rt.root, cid)) and rt("state", cid).returncode == 0 \
-                and rt.state(cid)["status"] == "running":
-            break
-        time.sleep(0.01)
+    wait_running(rt, cid)
     rt.ok("kill", cid, "KILL")
     assert p.wait(timeout=10) == 128 + 9
 
@@ -47,11 +54,7 @@ def test_run_killed_by_signal(rt, bundle, cid):
 def test_run_forwards_signals(rt, bundle, cid):
     bundle.args("sh", "-c", "trap 'exit 5' TERM; while :; do sleep 0.05; done")
     p = subprocess.Popen(rt.cmd("run", "-b", bundle.path, cid))
-    for _ in range(500):
-        if os.path.exists(os.path.join(rt.root, cid)) and rt("state", cid).returncode == 0 \
-                and rt.state(cid)["status"] == "running":
-            break
-        time.sleep(0.01)
+    wait_running(rt, cid)
     time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 5
