@@ -54,6 +54,10 @@ int verb_exec(struct cli *cli, int argc, char **argv, struct isola_error **err)
     return 1;
   }
   const char *id = argv[first];
+  if (cgroup) {
+    isola_failx(err, ENOTSUP, "exec: --cgroup: joining a sub-cgroup is not supported");
+    return 1;
+  }
   struct oci_process proc = {0};
   int status = 0;
   if (process_file) {
@@ -68,6 +72,22 @@ int verb_exec(struct cli *cli, int argc, char **argv, struct isola_error **err)
     if (json_parse_doc(text, len, process_file, &o, err) < 0 ||
         spec_parse_process(o, process_file, &proc, err) < 0)
       goto out;
+    /* What the file leaves out comes from the container, as with runc: an exec'd process never
+     * gets more privilege than the container's own for want of a field. */
+    struct oci_process def = {0};
+    if (container_exec_default_process(&cli->ro, id, &def, err) < 0)
+      goto out;
+    if (!proc.has_caps) {
+      proc.caps = def.caps;
+      proc.has_caps = def.has_caps;
+    }
+    if (!proc.has_no_new_privileges)
+      proc.no_new_privileges = def.no_new_privileges;
+    if (!proc.apparmor_profile)
+      proc.apparmor_profile = steal_pointer(&def.apparmor_profile);
+    if (!proc.selinux_label)
+      proc.selinux_label = steal_pointer(&def.selinux_label);
+    spec_process_clear(&def);
   } else {
     if (first + 1 >= argc) {
       isola_failx(err, EINVAL, "exec: no command given (and no --process)");
@@ -120,6 +140,14 @@ int verb_exec(struct cli *cli, int argc, char **argv, struct isola_error **err)
     proc.terminal = tty;
     if (no_new_privs)
       proc.no_new_privileges = true;
+    if (apparmor) {
+      free(proc.apparmor_profile);
+      proc.apparmor_profile = xstrdup(apparmor);
+    }
+    if (label) {
+      free(proc.selinux_label);
+      proc.selinux_label = xstrdup(label);
+    }
   }
   if (proc.cwd && proc.cwd[0] != '/') {
     isola_failx(err, EINVAL, "exec: cwd \"%s\" is not an absolute path", proc.cwd);

@@ -247,12 +247,13 @@ int process_exec_final(const struct process_exec *pe, const char *exe, struct is
 
   if (chdir(p->cwd) < 0)
     return isola_fail(err, errno, "process.cwd: cannot change to \"%s\"", p->cwd);
-  if (p->has_caps && caps_prepare_keep() < 0)
+  /* No capabilities object means no capabilities (as runc): never the runtime's own. */
+  if (caps_prepare_keep() < 0)
     return isola_fail(err, errno, "cannot keep capabilities across setuid");
   if ((r = set_labels(p, err)) < 0)
     return r;
   /* The bounding set can only shrink while we still hold CAP_SETPCAP. */
-  if (p->has_caps && (r = caps_drop_bounding(p->caps.bounding, err)) < 0)
+  if ((r = caps_drop_bounding(p->caps.bounding, err)) < 0)
     return r;
 
   /* Without no_new_privs a filter needs CAP_SYS_ADMIN: load it while we are still root. */
@@ -274,7 +275,7 @@ int process_exec_final(const struct process_exec *pe, const char *exe, struct is
   if (chdir(p->cwd) < 0 && errno != EACCES)
     return isola_fail(err, errno, "process.cwd: cannot change to \"%s\"", p->cwd);
 
-  if (p->has_caps && (r = caps_apply(&p->caps, err)) < 0)
+  if ((r = caps_apply(&p->caps, err)) < 0)
     return r;
   if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return isola_fail(err, errno, "process.noNewPrivileges: cannot set");

@@ -187,7 +187,8 @@ int spec_parse_process(struct json_object *obj, const char *what, struct oci_pro
   }
   p->n_rlimits = n;
 
-  if ((r = jget_bool(c, obj, P, "noNewPrivileges", &p->no_new_privileges, NULL)) < 0)
+  if ((r = jget_bool(c, obj, P, "noNewPrivileges", &p->no_new_privileges,
+                     &p->has_no_new_privileges)) < 0)
     return r;
   int64_t oom;
   if ((r = jget_i64(c, obj, P, "oomScoreAdj", -1000, 1000, &oom, &p->has_oom_score_adj)) < 0)

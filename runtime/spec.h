@@ -79,7 +79,7 @@ struct oci_process {
   struct oci_caps caps;
   struct oci_rlimit *rlimits;
   size_t n_rlimits;
-  bool no_new_privileges;
+  bool no_new_privileges, has_no_new_privileges;
   bool has_oom_score_adj;
   int oom_score_adj;
   char *apparmor_profile;

@@ -477,3 +477,22 @@ def test_missing_cwd_is_created(rt, bundle, cid):
     bundle.process["cwd"] = "/work/dir"
     assert run(rt, bundle, cid, "pwd") == "/work/dir\n"
     assert (bundle.rootfs / "work" / "dir").is_dir()
+
+
+def test_no_capabilities_object_means_none(rt, bundle, cid, tmp_path):
+    """Without process.capabilities the process gets no capabilities (as runc), never the
+    runtime's; an exec --process file without them gets the container's."""
+    del bundle.process["capabilities"]
+    out = run(rt, bundle, cid, "cat", "/proc/self/status")
+    for f in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        assert int(status_field(out, f), 16) == 0, f
+    bundle.process["capabilities"] = {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                                      "permitted": ["CAP_KILL"]}
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    proc = {"args": ["cat", "/proc/self/status"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    out = rt.ok("exec", "--process", tmp_path / "p.json", cid).stdout.decode()
+    assert int(status_field(out, "CapBnd"), 16) == 1 << 5
+    assert int(status_field(out, "CapEff"), 16) == 1 << 5
+    rt.ok("delete", "-f", cid)
