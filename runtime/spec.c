@@ -403,6 +403,34 @@ static int parse_namespaces(const struct jctx *c, struct json_object *lin, struc
   return 0;
 }
 
+/* Only sysctls of a namespace the container has of its own may be set: any other key would
+ * change the host (kernel.core_pattern, kernel.modprobe: root on the host). */
+static int check_sysctl(const struct jctx *c, const struct oci_spec *s, const char *key)
+{
+  static const char *const ipc_keys[] = {"kernel.msgmax", "kernel.msgmnb",         "kernel.msgmni",
+                                         "kernel.sem",    "kernel.shmall",         "kernel.shmmax",
+                                         "kernel.shmmni", "kernel.shm_rmid_forced"};
+  if (strstr(key, "..") || key[0] == '/' || key[0] == '.' || strchr(key, '/'))
+    return jfail(c, "linux.sysctl", "invalid key \"%s\"", key);
+  enum oci_ns_type need = NS_COUNT;
+  if (!strncmp(key, "net.", 4))
+    need = NS_NETWORK;
+  else if (!strncmp(key, "fs.mqueue.", 10))
+    need = NS_IPC;
+  else if (!strcmp(key, "kernel.hostname") || !strcmp(key, "kernel.domainname"))
+    need = NS_UTS;
+  for (size_t i = 0; i < ARRAY_SIZE(ipc_keys); i++)
+    if (!strcmp(key, ipc_keys[i]))
+      need = NS_IPC;
+  if (need == NS_COUNT)
+    return jfail(c, "linux.sysctl", "\"%s\" is not namespaced: setting it would change the host",
+                 key);
+  if (!spec_find_ns(s, need))
+    return jfail(c, "linux.sysctl", "\"%s\" needs a %s namespace of the container's own", key,
+                 spec_ns_name(need));
+  return 0;
+}
+
 static int parse_linux(const struct jctx *c, struct json_object *lin, struct oci_spec *s)
 {
   int r;
@@ -424,8 +452,8 @@ static int parse_linux(const struct jctx *c, struct json_object *lin, struct oci
     return jfail(c, "linux.uidMappings",
                  "a new user namespace needs both uidMappings and gidMappings");
   for (size_t i = 0; i < s->n_sysctl; i++)
-    if (strstr(s->sysctl[i].key, "..") || s->sysctl[i].key[0] == '/' || s->sysctl[i].key[0] == '.')
-      return jfail(c, "linux.sysctl", "invalid key \"%s\"", s->sysctl[i].key);
+    if ((r = check_sysctl(c, s, s->sysctl[i].key)) < 0)
+      return r;
 
   _cleanup_free_ char *prop = NULL;
   if ((r = jget_str(c, lin, "linux", "rootfsPropagation", &prop)) < 0)

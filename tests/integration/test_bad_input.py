@@ -198,3 +198,21 @@ def test_isolation_annotation_process(rt, bundle, cid):
     bundle.config["annotations"] = {"io.isola.isolation": "process"}
     bundle.args("echo", "ok")
     assert rt("run", "-b", bundle.path, cid).stdout == b"ok\n"
+
+
+@pytest.mark.parametrize("key,needle", [("kernel.core_pattern", "not namespaced"),
+                                        ("kernel.panic", "not namespaced"),
+                                        ("vm.overcommit_memory", "not namespaced")])
+def test_host_sysctls_refused(rt, bundle, cid, key, needle):
+    before = open("/proc/sys/" + key.replace(".", "/")).read()
+    bundle.linux["sysctl"] = {key: "0"}
+    bundle.save()
+    rejected(rt, bundle, cid, "linux.sysctl", key, needle)
+    assert open("/proc/sys/" + key.replace(".", "/")).read() == before
+
+
+def test_net_sysctl_needs_network_namespace(rt, bundle, cid):
+    bundle.linux["namespaces"] = [n for n in bundle.linux["namespaces"] if n["type"] != "network"]
+    bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    bundle.save()
+    rejected(rt, bundle, cid, "linux.sysctl", "network namespace")
