@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 int read_all(int fd, void *buf, size_t len)
 {
@@ -112,6 +114,25 @@ static int write_replace(int dirfd, const char *path, const char *data, size_t l
   if (r < 0)
     unlinkat(dirfd, tmp, 0);
   return r;
+}
+
+int write_proc_file(const char *path, const char *data, size_t len)
+{
+  _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+  if (fd < 0)
+    return -errno;
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0)
+    return -errno;
+  if (sf.f_type != PROC_SUPER_MAGIC)
+    return -EXDEV;
+  ssize_t n;
+  do
+    n = write(fd, data, len);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return -errno;
+  return (size_t) n == len ? 0 : -EIO;
 }
 
 int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode)

@@ -108,6 +108,9 @@ int write_all(int fd, const void *buf, size_t len);
 int read_all(int fd, void *buf, size_t len); /* returns bytes read (< len only at EOF) */
 /* Open, write and close: for /proc and cgroup files (no O_CREAT, no O_TRUNC needed). */
 int write_file_at(int dirfd, const char *path, const char *data, size_t len);
+/* write_file_at() of a /proc file that must really be on procfs: a container's rootfs or a
+ * volume mounted over /proc must not catch writes meant for the kernel (labels, sysctls). */
+int write_proc_file(const char *path, const char *data, size_t len);
 /* Atomic replace: write to a temporary file in the same directory, then rename over path.
  * Readers see the old or the new content, never a mix, even if the writer is killed. */
 int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode);

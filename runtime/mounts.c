@@ -3,6 +3,7 @@
 #include "container.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <limits.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 
 static int resolve_in_root(int rootfd, const char *path, int flags)
 {
@@ -201,6 +203,29 @@ static int reopen(int rootfd, const struct oci_mount *m, size_t index, int *fd, 
   return 0;
 }
 
+/* Nothing may be mounted into the container's procfs (through a symlink of the image, say):
+ * it would hide the kernel's files that the runtime writes (labels, sysctls). The files LXCFS
+ * stands in for are the exception, as with runc. */
+static int check_not_in_proc(int fd, const struct oci_mount *m, size_t index,
+                             struct isola_error **err)
+{
+  static const char *const allowed[] = {"/proc/cpuinfo", "/proc/diskstats",
+                                        "/proc/meminfo", "/proc/stat",
+                                        "/proc/swaps",   "/proc/uptime",
+                                        "/proc/loadavg", "/proc/slabinfo",
+                                        "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"};
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0)
+    return isola_fail(err, errno, "mounts[%zu]: cannot inspect %s", index, m->destination);
+  if (sf.f_type != PROC_SUPER_MAGIC)
+    return 0;
+  for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
+    if (!strcmp(m->destination, allowed[i]))
+      return 0;
+  return isola_failx(err, EPERM, "mounts[%zu]: destination \"%s\" is inside /proc", index,
+                     m->destination);
+}
+
 static bool source_is_dir(const struct oci_mount *m)
 {
   struct stat st;
@@ -223,11 +248,14 @@ int mount_one(const struct rootfs_ctx *ctx, int rootfd, const struct oci_mount *
       open_in_root(rootfd, m->destination, true, !is_dir, O_PATH | (is_dir ? O_DIRECTORY : 0), err);
   if (fd < 0)
     return isola_error_prefix(err, "mounts[%zu]: destination \"%s\"", index, m->destination);
+  int r = check_not_in_proc(fd, m, index, err);
+  if (r < 0)
+    return r;
   _cleanup_free_ char *target = fd_path(fd);
   unsigned long flags = m->flags & ~(MS_REMOUNT);
 
   if (!strcmp(type, "cgroup") || !strcmp(type, "cgroup2")) {
-    int r = mount_cgroup(ctx, rootfd, m, target, index, err);
+    r = mount_cgroup(ctx, rootfd, m, target, index, err);
     if (r < 0)
       return r;
   } else if (m->bind) {

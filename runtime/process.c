@@ -107,7 +107,7 @@ int process_set_limits(const struct oci_process *p, struct isola_error **err)
   if (p->has_oom_score_adj) {
     char buf[16];
     int n = snprintf(buf, sizeof(buf), "%d", p->oom_score_adj);
-    int r = write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", buf, n);
+    int r = write_proc_file("/proc/self/oom_score_adj", buf, n);
     if (r < 0)
       return isola_fail(err, -r, "process.oomScoreAdj: cannot set %d", p->oom_score_adj);
   }
@@ -170,17 +170,16 @@ static int set_labels(const struct oci_process *p, struct isola_error **err)
 {
   if (p->apparmor_profile && *p->apparmor_profile) {
     _cleanup_free_ char *cmd = xasprintf("exec %s", p->apparmor_profile);
-    int r = write_file_at(AT_FDCWD, "/proc/self/attr/apparmor/exec", cmd, strlen(cmd));
+    int r = write_proc_file("/proc/self/attr/apparmor/exec", cmd, strlen(cmd));
     if (r == -ENOENT)
-      r = write_file_at(AT_FDCWD, "/proc/self/attr/exec", cmd, strlen(cmd));
+      r = write_proc_file("/proc/self/attr/exec", cmd, strlen(cmd));
     if (r < 0)
       return isola_fail(err, -r, "process.apparmorProfile: cannot switch to \"%s\"",
                         p->apparmor_profile);
   }
   /* Without SELinux a label means nothing, as with runc. */
   if (p->selinux_label && *p->selinux_label && selinux_enabled()) {
-    int r =
-        write_file_at(AT_FDCWD, "/proc/self/attr/exec", p->selinux_label, strlen(p->selinux_label));
+    int r = write_proc_file("/proc/self/attr/exec", p->selinux_label, strlen(p->selinux_label));
     if (r < 0)
       return isola_fail(err, -r, "process.selinuxLabel: cannot set \"%s\"", p->selinux_label);
   }

@@ -230,7 +230,7 @@ int sysctl_apply(const struct oci_spec *s, struct isola_error **err)
         *p = '/';
     _cleanup_free_ char *path = xasprintf("/proc/sys/%s", key);
     const char *v = s->sysctl[i].value;
-    int r = write_file_at(AT_FDCWD, path, v, strlen(v));
+    int r = write_proc_file(path, v, strlen(v));
     if (r < 0)
       return isola_fail(err, -r, "linux.sysctl: cannot set %s to \"%s\"", s->sysctl[i].key, v);
   }

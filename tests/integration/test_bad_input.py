@@ -216,3 +216,14 @@ def test_net_sysctl_needs_network_namespace(rt, bundle, cid):
     bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
     bundle.save()
     rejected(rt, bundle, cid, "linux.sysctl", "network namespace")
+
+
+def test_mount_into_proc_through_symlink_refused(rt, bundle, cid, tmp_path):
+    """An image symlink into /proc must not let a volume cover the kernel's files there."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (bundle.rootfs / "data").symlink_to("/proc/self/attr")
+    bundle.config["mounts"].append({"destination": "/data", "source": str(vol),
+                                    "options": ["bind"]})
+    bundle.save()
+    rejected(rt, bundle, cid, "mounts[7]", "inside /proc")
