@@ -17,6 +17,7 @@ struct exec_args {
   bool in_user_ns;
   bool has_personality;
   unsigned long personality;
+  int root_fd; /* -1, or the container's root when it has no mount namespace to join */
 };
 
 static int exec_main(void *arg)
@@ -30,6 +31,10 @@ static int exec_main(void *arg)
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (sync_expect_data(a->sync_fd, SYNC_GO, &go, &err) < 0)
     goto fail;
+  if (a->root_fd >= 0 && (fchdir(a->root_fd) < 0 || chroot(".") < 0)) {
+    isola_fail(&err, errno, "cannot enter the container's root");
+    goto fail;
+  }
   if (a->proc->terminal) {
     if (terminal_setup(a->console_fd, a->proc, false, &err) < 0)
       goto fail;
@@ -99,7 +104,7 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
   sigset_t set, old;
   block_forwarded_signals(&set, &old);
   int sync[2] = {-1, -1}, console[2] = {-1, -1};
-  _cleanup_close_ int console_fd = -1;
+  _cleanup_close_ int console_fd = -1, root_fd = -1;
   pid_t pid = -1;
   struct spawn_req req = {0};
   if (p->terminal) {
@@ -137,6 +142,15 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
       if (ns->type == NS_USER)
         in_user_ns = true;
     }
+  /* No mount namespace: init was chrooted; follow it there. */
+  if (!spec_find_ns(spec, NS_MOUNT)) {
+    _cleanup_free_ char *root = xasprintf("/proc/%d/root", (int) st->pid);
+    root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) {
+      r = isola_fail(err, errno, "cannot open the container's root");
+      goto out;
+    }
+  }
   if (proc_start_time(st->pid) != st->start_time) {
     r = isola_failx(err, ESRCH, "container \"%s\" exited", eo->id);
     goto out;
@@ -148,7 +162,8 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
                            .preserve_fds = eo->preserve_fds,
                            .in_user_ns = in_user_ns,
                            .has_personality = spec->has_personality,
-                           .personality = spec->personality};
+                           .personality = spec->personality,
+                           .root_fd = root_fd};
   req.sync_fd = sync[1];
   req.fn = exec_main;
   req.arg = &args;

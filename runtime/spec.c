@@ -583,6 +583,16 @@ int spec_parse(const char *text, size_t len, const char *what, struct oci_spec *
     return jfail(c, "hostname", "setting a hostname needs a new uts namespace");
   if (s->domainname && *s->domainname && !spec_find_ns(s, NS_UTS))
     return jfail(c, "domainname", "setting a domainname needs a new uts namespace");
+  /* Without a mount namespace these would be mounted on the host. */
+  if (!spec_find_ns(s, NS_MOUNT)) {
+    if (s->n_mounts)
+      return jfail(c, "mounts", "mounts need a mount namespace (linux.namespaces)");
+    if ((s->masked_paths && s->masked_paths[0]) || (s->readonly_paths && s->readonly_paths[0]))
+      return jfail(c, "linux.maskedPaths",
+                   "masked and read-only paths need a mount namespace (linux.namespaces)");
+    if (s->root_readonly)
+      return jfail(c, "root.readonly", "a read-only root needs a mount namespace");
+  }
   if (s->has_time_offsets && !spec_find_ns(s, NS_TIME))
     return jfail(c, "linux.timeOffsets", "time offsets need a new time namespace");
   *out = steal_pointer(&s);

