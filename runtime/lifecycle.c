@@ -181,9 +181,9 @@ int container_delete(const struct runtime_opts *ro, const char *id, bool force,
   if (r < 0)
     return r;
   enum container_status s = state_status(dirfd, st);
-  /* The OCI spec: deleting a container that is not stopped is an error (runc deletes a
-   * created one anyway; crun, like us, does not). A half-created one may always go. */
-  if (s != STATUS_STOPPED && s != STATUS_CREATING && !force)
+  /* A running or paused container needs --force. A created one is deleted (its init killed)
+   * as runc and crun do: containerd's shim deletes created tasks without --force. */
+  if ((s == STATUS_RUNNING || s == STATUS_PAUSED) && !force)
     return isola_failx(err, EBUSY, "container \"%s\" is %s: stop it first or use delete --force",
                        id, state_status_name(s));
   _cleanup_spec_ struct oci_spec *spec = NULL;

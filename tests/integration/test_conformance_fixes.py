@@ -26,12 +26,12 @@ def test_prestart_hook_sees_created(rt, bundle, cid, tmp_path):
     rt.ok("delete", "--force", cid)
 
 
-def test_delete_created_refused(rt, bundle, cid):
-    """delete: a container that is not stopped stays, and the error says why."""
-    rt.ok("create", "-b", bundle.args("sleep", "100").path, cid)
+def test_delete_running_refused(rt, bundle, cid):
+    """delete: a running container stays without --force, and the error says why."""
+    rt.ok("run", "-d", "-b", bundle.args("sleep", "100").path, cid)
     r = rt("delete", cid)
-    assert r.returncode != 0 and b"is created" in r.stderr and b"--force" in r.stderr
-    assert rt.state(cid)["status"] == "created"
+    assert r.returncode != 0 and b"is running" in r.stderr and b"--force" in r.stderr
+    assert rt.state(cid)["status"] == "running"
     rt.ok("kill", cid, "KILL")
     for _ in range(100):
         if rt.state(cid)["status"] == "stopped":
