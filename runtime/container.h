@@ -48,8 +48,10 @@ struct container_state {
 int state_check_id(const char *id, struct isola_error **err);
 /* Create ROOT/ID (fails with EEXIST naming the id) and return a locked O_DIRECTORY fd. */
 int state_dir_create(const char *root, const char *id, int *dirfd, struct isola_error **err);
-/* Open and lock ROOT/ID ("container \"x\" does not exist" when missing). */
-int state_dir_open(const char *root, const char *id, int *dirfd, struct isola_error **err);
+/* Open ROOT/ID, locked exclusively when `lock` ("container \"x\" does not exist" when
+ * missing). */
+int state_dir_open(const char *root, const char *id, bool lock, int *dirfd,
+                   struct isola_error **err);
 int state_write(int dirfd, const struct container_state *st, struct isola_error **err);
 int state_read(int dirfd, const char *root, const char *id, struct container_state **out,
                struct isola_error **err);

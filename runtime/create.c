@@ -560,14 +560,13 @@ int container_run(const struct runtime_opts *ro, const struct create_opts *co, i
     /* Keep the exit status for `state` and engines that look later. */
     _cleanup_close_ int dfd = -1;
     _cleanup_state_ struct container_state *st = NULL;
-    if (state_dir_open(ro->root, co->id, &dfd, err) == 0 &&
-        state_read(dfd, ro->root, co->id, &st, err) == 0) {
+    if ((r = state_dir_open(ro->root, co->id, true, &dfd, err)) == 0 &&
+        (r = state_read(dfd, ro->root, co->id, &st, err)) == 0) {
       st->has_exit_status = true;
       st->exit_status = *status;
       st->saved_status = STATUS_STOPPED;
-      state_write(dfd, st, err);
+      r = state_write(dfd, st, err);
     }
-    isola_error_free(err);
   }
 out:
   if (!co->detach)

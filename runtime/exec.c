@@ -61,7 +61,7 @@ int container_exec_default_process(const struct runtime_opts *ro, const char *id
                                    struct oci_process *out, struct isola_error **err)
 {
   _cleanup_close_ int dirfd = -1;
-  int r = state_dir_open(ro->root, id, &dirfd, err);
+  int r = state_dir_open(ro->root, id, false, &dirfd, err);
   if (r < 0)
     return r;
   _cleanup_spec_ struct oci_spec *spec = NULL;
@@ -81,7 +81,7 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
   _cleanup_close_ int dirfd = -1;
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_spec_ struct oci_spec *spec = NULL;
-  int r = state_dir_open(ro->root, eo->id, &dirfd, err);
+  int r = state_dir_open(ro->root, eo->id, true, &dirfd, err);
   if (r < 0)
     return r;
   if ((r = state_read(dirfd, ro->root, eo->id, &st, err)) < 0 ||

@@ -27,10 +27,10 @@ int write_pid_file(const char *path, pid_t pid, struct isola_error **err)
   return 0;
 }
 
-static int open_container(const struct runtime_opts *ro, const char *id, int *dirfd,
-                          struct container_state **st, struct isola_error **err)
+static int open_container_as(const struct runtime_opts *ro, const char *id, bool lock, int *dirfd,
+                             struct container_state **st, struct isola_error **err)
 {
-  int r = state_dir_open(ro->root, id, dirfd, err);
+  int r = state_dir_open(ro->root, id, lock, dirfd, err);
   if (r < 0)
     return r;
   r = state_read(*dirfd, ro->root, id, st, err);
@@ -39,6 +39,21 @@ static int open_container(const struct runtime_opts *ro, const char *id, int *di
     *dirfd = -1;
   }
   return r;
+}
+
+/* For verbs that change the container: exclusive, against concurrent runtimes. */
+static int open_container(const struct runtime_opts *ro, const char *id, int *dirfd,
+                          struct container_state **st, struct isola_error **err)
+{
+  return open_container_as(ro, id, true, dirfd, st, err);
+}
+
+/* For verbs that only look (state, ps, list): no lock, so that they answer while a create runs
+ * its hooks (a hook may well ask for the state); state.json is replaced atomically. */
+static int look_at_container(const struct runtime_opts *ro, const char *id, int *dirfd,
+                             struct container_state **st, struct isola_error **err)
+{
+  return open_container_as(ro, id, false, dirfd, st, err);
 }
 
 int container_start_locked(int dirfd, struct container_state *st, const struct oci_spec *spec,
@@ -109,11 +124,13 @@ int container_kill(const struct runtime_opts *ro, const char *id, int sig, bool 
   int r = open_container(ro, id, &dirfd, &st, err);
   if (r < 0)
     return r;
+  /* --all reaches what is left in the cgroup even after init is gone (containerd kills the
+   * leftovers of a container without its own pid namespace this way). */
+  if (all && st->cgroup)
+    return cgroup_kill_all(st->cgroup, sig, err);
   enum container_status s = state_status(dirfd, st);
   if (s == STATUS_STOPPED || s == STATUS_CREATING)
     return isola_failx(err, ESRCH, "container \"%s\" is not running", id);
-  if (all && st->cgroup)
-    return cgroup_kill_all(st->cgroup, sig, err);
   /* pidfd_send_signal cannot hit a recycled pid once the pidfd is open; the start time check
    * in state_status() covers the gap before. */
   _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, st->pid, 0);
@@ -199,7 +216,7 @@ int container_state_json(const struct runtime_opts *ro, const char *id, char **o
 {
   _cleanup_close_ int dirfd = -1;
   _cleanup_state_ struct container_state *st = NULL;
-  int r = open_container(ro, id, &dirfd, &st, err);
+  int r = look_at_container(ro, id, &dirfd, &st, err);
   if (r < 0)
     return r;
   _cleanup_json_ struct json_object *o = state_to_oci_json(st, state_status(dirfd, st));
@@ -232,7 +249,7 @@ int container_pids(const struct runtime_opts *ro, const char *id, pid_t **pids, 
 {
   _cleanup_close_ int dirfd = -1;
   _cleanup_state_ struct container_state *st = NULL;
-  int r = open_container(ro, id, &dirfd, &st, err);
+  int r = look_at_container(ro, id, &dirfd, &st, err);
   if (r < 0)
     return r;
   if (!st->cgroup) {
@@ -309,7 +326,7 @@ int container_list(const struct runtime_opts *ro, struct container_info **out, s
     _cleanup_close_ int dirfd = -1;
     _cleanup_state_ struct container_state *st = NULL;
     struct isola_error *e = NULL;
-    if (open_container(ro, de->d_name, &dirfd, &st, &e) < 0) {
+    if (look_at_container(ro, de->d_name, &dirfd, &st, &e) < 0) {
       isola_error_free(&e);
       continue;
     }

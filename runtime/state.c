@@ -73,7 +73,8 @@ int state_dir_create(const char *root, const char *id, int *dirfd, struct isola_
   return 0;
 }
 
-int state_dir_open(const char *root, const char *id, int *dirfd, struct isola_error **err)
+int state_dir_open(const char *root, const char *id, bool lock, int *dirfd,
+                   struct isola_error **err)
 {
   int r = state_check_id(id, err);
   if (r < 0)
@@ -88,7 +89,7 @@ int state_dir_open(const char *root, const char *id, int *dirfd, struct isola_er
     return isola_failx(err, ENOENT, "container \"%s\" does not exist", id);
   if (fd < 0)
     return isola_fail(err, errno, "cannot open state directory %s/%s", root, id);
-  if ((r = lock_dir(fd, id, err)) < 0)
+  if (lock && (r = lock_dir(fd, id, err)) < 0)
     return r;
   *dirfd = steal_fd(&fd);
   return 0;

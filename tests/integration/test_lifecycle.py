@@ -286,3 +286,33 @@ def test_debug_log(rt, bundle, cid, tmp_path):
     rt.ok("--debug", "--log", log, "run", "-b", bundle.path, cid)
     text = log.read_text()
     assert "debug" in text and cid in text
+
+
+def test_hook_can_ask_for_state(rt, bundle, cid, tmp_path):
+    """state does not wait for the lock create holds while its hooks run."""
+    out = tmp_path / "state-from-hook"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\n{' '.join(rt.cmd('state', cid))} > {out}\n")
+    hook.chmod(0o755)
+    bundle.config["hooks"] = {"createRuntime": [{"path": str(hook), "timeout": 10}]}
+    bundle.args("true")
+    r = rt("run", "-b", bundle.path, cid, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["id"] == cid
+
+
+def test_kill_all_after_init_exited(rt, bundle, cid):
+    """Without a pid namespace, processes outlive init; kill --all still reaches them."""
+    bundle.linux["namespaces"] = [n for n in bundle.linux["namespaces"] if n["type"] != "pid"]
+    bundle.args("sh", "-c", "sleep 300 & exit 0")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    wait_status(rt, cid, "stopped")
+    pids = json.loads(rt.ok("ps", "--format", "json", cid).stdout)
+    assert pids, "the orphaned sleep is still in the cgroup"
+    rt.ok("kill", "--all", cid, "KILL")
+    for _ in range(200):
+        if not json.loads(rt.ok("ps", "--format", "json", cid).stdout):
+            break
+        time.sleep(0.01)
+    assert json.loads(rt.ok("ps", "--format", "json", cid).stdout) == []
+    rt.ok("delete", cid)
