@@ -34,10 +34,19 @@ static int run_one(const struct oci_hook *h, const char *kind, size_t index, con
     _exit(127);
   }
   close(pipefd[0]);
-  /* A hook that does not read its stdin must not block us: ignore EPIPE. */
-  signal(SIGPIPE, SIG_IGN);
+  /* A hook that does not read its stdin gets EPIPE, not us a SIGPIPE. The signal is blocked and
+   * its pending instance consumed rather than ignored: an ignored disposition would survive
+   * into the container's program when init runs hooks. */
+  sigset_t pipe_set, old_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigprocmask(SIG_BLOCK, &pipe_set, &old_set);
   (void) write_all(pipefd[1], state, strlen(state));
   close(pipefd[1]);
+  struct timespec zero = {0, 0};
+  while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+    ;
+  sigprocmask(SIG_SETMASK, &old_set, NULL);
 
   int status = 0;
   if (h->timeout > 0) {

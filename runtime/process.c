@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -283,6 +284,13 @@ int process_exec_final(const struct process_exec *pe, const char *exe, struct is
   if (pe->seccomp && p->no_new_privileges && (r = install_seccomp(pe, err)) < 0)
     return r;
 
+  /* The program starts with default signal dispositions and nothing blocked. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   /* Everything of ours above the preserved fds must not leak into the container. */
   syscall(SYS_close_range, 3 + pe->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
   execve(exe, p->args, env);

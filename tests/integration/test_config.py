@@ -517,3 +517,14 @@ def test_no_mount_namespace(rt, bundle, cid):
     bundle.save()
     r = rt("run", "-b", bundle.path, cid)
     assert r.returncode != 0 and b"mount namespace" in r.stderr
+
+
+def test_signal_dispositions_default(rt, bundle, cid, tmp_path):
+    """Hooks run by init must not leave signals ignored for the program (e.g. SIGPIPE)."""
+    inner = bundle.rootfs / "hook.sh"
+    inner.write_text("#!/bin/sh\nexit 0\n")
+    inner.chmod(0o755)
+    bundle.config["hooks"] = {"startContainer": [{"path": "/hook.sh"}]}
+    out = run(rt, bundle, cid, "cat", "/proc/self/status")
+    assert int(status_field(out, "SigIgn"), 16) == 0
+    assert int(status_field(out, "SigBlk"), 16) == 0
