@@ -168,17 +168,33 @@ done:
   return 0;
 }
 
+/* Mount over an fd of the path opened without following a final symlink: a link in the
+ * image cannot send the mask elsewhere. Files are covered with /dev/null, checked to be 1:3. */
 static int mask_path(const char *path, struct isola_error **err)
 {
-  struct stat st;
-  if (lstat(path, &st) < 0)
+  _cleanup_close_ int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
     return errno == ENOENT ? 0 : isola_fail(err, errno, "linux.maskedPaths: %s", path);
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return isola_fail(err, errno, "linux.maskedPaths: %s", path);
+  if (S_ISLNK(st.st_mode))
+    return isola_failx(err, EINVAL, "linux.maskedPaths: %s is a symlink", path);
+  char target[64];
+  snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
   if (S_ISDIR(st.st_mode)) {
-    if (mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k,mode=555") < 0)
+    if (mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k,mode=555") < 0)
       return isola_fail(err, errno, "linux.maskedPaths: cannot mask %s", path);
-  } else if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0 && errno != ENOENT) {
-    return isola_fail(err, errno, "linux.maskedPaths: cannot mask %s", path);
+    return 0;
   }
+  _cleanup_close_ int null = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat ns;
+  if (null < 0 || fstat(null, &ns) < 0 || !S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3))
+    return isola_failx(err, EINVAL, "linux.maskedPaths: the container's /dev/null is not 1:3");
+  char source[64];
+  snprintf(source, sizeof(source), "/proc/self/fd/%d", null);
+  if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+    return isola_fail(err, errno, "linux.maskedPaths: cannot mask %s", path);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -45,16 +46,22 @@ int terminal_setup(int console_sock, const struct oci_process *p, bool is_init,
     struct winsize ws = {.ws_row = p->console_height, .ws_col = p->console_width};
     (void) ioctl(slave, TIOCSWINSZ, &ws);
   }
-  /* /dev/console is the terminal too, as with runc: programs that write to it reach the user. */
-  unsigned int n = 0;
-  if (is_init && ioctl(master, TIOCGPTN, &n) == 0 && access("/dev", W_OK) == 0) {
-    char pts[32];
-    snprintf(pts, sizeof(pts), "/dev/pts/%u", n);
-    int fd = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0)
-      close(fd);
-    if (mount(pts, "/dev/console", NULL, MS_BIND, NULL) < 0)
-      return isola_fail(err, errno, "process.terminal: cannot bind %s to /dev/console", pts);
+  /* /dev/console is the terminal too, as with runc: programs that write to it reach the user.
+   * Both ends of the bind are fds (the pty peer we hold, a console we checked is not a link),
+   * so a symlink planted in the image's /dev cannot redirect it. */
+  if (is_init && access("/dev", W_OK) == 0) {
+    int made = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (made >= 0)
+      close(made);
+    _cleanup_close_ int console = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (console < 0 || fstat(console, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
+      return isola_failx(err, EINVAL, "process.terminal: /dev/console is not a file to bind over");
+    char src[64], dst[64];
+    snprintf(src, sizeof(src), "/proc/self/fd/%d", slave);
+    snprintf(dst, sizeof(dst), "/proc/self/fd/%d", console);
+    if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+      return isola_fail(err, errno, "process.terminal: cannot bind the pty to /dev/console");
   }
   int r = send_fds(console_sock, "/dev/ptmx", 9, &master, 1);
   if (r < 0)
