@@ -190,8 +190,9 @@ int terminal_setup(int console_sock, const struct oci_process *p, bool is_init,
                    struct isola_error **err);
 /* Connect to a console socket path. */
 int terminal_connect(const char *path, int *fd, struct isola_error **err);
-/* Foreground: relay between our stdio and the master until the child exits. */
-int terminal_relay(int master, pid_t child, int *status);
+/* Foreground: relay between our stdio and the master until the child exits; the (blocked)
+ * forwarded signals go to the child, SIGWINCH resizes the pty. */
+int terminal_relay(int master, pid_t child, const sigset_t *forwarded, int *status);
 
 /* ---- orchestration (create.c, lifecycle.c, exec.c) ---- */
 /* The annotation that chooses the isolation of one container: "process" or "vm". */

@@ -548,7 +548,7 @@ int container_run(const struct runtime_opts *ro, const struct create_opts *co, i
   }
   if (c.console_fd >= 0) {
     int ws = 0;
-    terminal_relay(c.console_fd, c.pid, &ws);
+    terminal_relay(c.console_fd, c.pid, &set, &ws);
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   } else {
     *status = wait_forwarding_signals(c.pid, &set);

@@ -196,7 +196,7 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
       goto kill;
     }
     int ws = 0;
-    terminal_relay(fds[0], pid, &ws);
+    terminal_relay(fds[0], pid, &set, &ws);
     close(fds[0]);
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   } else {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -88,7 +89,7 @@ static bool pump(int from, int to)
   return write_all(to, buf, n) == 0;
 }
 
-int terminal_relay(int master, pid_t child, int *status)
+int terminal_relay(int master, pid_t child, const sigset_t *forwarded, int *status)
 {
   struct termios saved, raw;
   bool restore = false;
@@ -102,13 +103,19 @@ int terminal_relay(int master, pid_t child, int *status)
       (void) ioctl(master, TIOCSWINSZ, &ws);
   }
   int pidfd = (int) syscall(SYS_pidfd_open, child, 0);
-  struct pollfd fds[3] = {{.fd = 0, .events = POLLIN},
+  /* The signals run/exec forward arrive here (they are blocked): pass them on, and follow
+   * the size of our terminal. */
+  sigset_t set = *forwarded;
+  sigdelset(&set, SIGCHLD);
+  int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  struct pollfd fds[4] = {{.fd = 0, .events = POLLIN},
                           {.fd = master, .events = POLLIN},
-                          {.fd = pidfd, .events = POLLIN}};
+                          {.fd = pidfd, .events = POLLIN},
+                          {.fd = sigfd, .events = POLLIN}};
   bool stdin_open = true;
   for (;;) {
     fds[0].fd = stdin_open ? 0 : -1;
-    int n = poll(fds, 3, -1);
+    int n = poll(fds, 4, -1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -124,6 +131,16 @@ int terminal_relay(int master, pid_t child, int *status)
         (void) write_all(master, "\x04", 1);
       }
     }
+    if (fds[3].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sigfd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+        struct winsize ws;
+        if (si.ssi_signo == SIGWINCH && ioctl(0, TIOCGWINSZ, &ws) == 0)
+          (void) ioctl(master, TIOCSWINSZ, &ws);
+        else if (si.ssi_signo != SIGWINCH)
+          kill(child, (int) si.ssi_signo);
+      }
+    }
     if (fds[2].revents & POLLIN) {
       /* Drain what is left, then stop. */
       while (poll(&fds[1], 1, 0) > 0 && (fds[1].revents & POLLIN) && pump(master, 1))
@@ -135,6 +152,8 @@ int terminal_relay(int master, pid_t child, int *status)
     tcsetattr(0, TCSANOW, &saved);
   if (pidfd >= 0)
     close(pidfd);
+  if (sigfd >= 0)
+    close(sigfd);
   while (waitpid(child, status, 0) < 0)
     if (errno != EINTR)
       return -errno;

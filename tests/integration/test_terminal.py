@@ -48,3 +48,27 @@ def test_exec_tty(rt, bundle, cid):
     r = rt.ok("exec", cid, "sh", "-c", "test -e /dev/console && echo yes || echo no")
     assert r.stdout == b"no\n"
     rt.ok("delete", "-f", cid)
+
+
+def test_run_terminal_forwards_signals(rt, bundle, cid):
+    """With a terminal relay, a signal to the runtime still reaches the container."""
+    import signal
+    bundle.process["terminal"] = True
+    bundle.args("sh", "-c", "trap 'exit 5' TERM; echo ready; while :; do sleep 0.05; done")
+    pid, fd = pty.fork()
+    if pid == 0:
+        argv = rt.cmd("run", "-b", bundle.path, cid)
+        os.execv(argv[0], argv)
+    out = b""
+    while b"ready" not in out:
+        out += os.read(fd, 1024)
+    time.sleep(0.1)
+    os.kill(pid, signal.SIGTERM)
+    while True:
+        try:
+            if not os.read(fd, 1024):
+                break
+        except OSError:
+            break
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 5
