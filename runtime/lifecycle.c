@@ -56,6 +56,28 @@ static int look_at_container(const struct runtime_opts *ro, const char *id, int 
   return open_container_as(ro, id, false, dirfd, st, err);
 }
 
+/* Does the process still hold the exec fifo (it does until it execs the program)? */
+static bool init_holds_fifo(pid_t pid, int fifo)
+{
+  struct stat want;
+  if (fstat(fifo, &want) < 0)
+    return true;
+  char dir[64];
+  snprintf(dir, sizeof(dir), "/proc/%d/fd", (int) pid);
+  DIR *d = opendir(dir);
+  if (!d)
+    return true; /* cannot tell: keep waiting */
+  bool held = false;
+  struct dirent *de;
+  while (!held && (de = readdir(d))) {
+    struct stat st;
+    if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+      held = st.st_dev == want.st_dev && st.st_ino == want.st_ino;
+  }
+  closedir(d);
+  return held;
+}
+
 int container_start_locked(int dirfd, struct container_state *st, const struct oci_spec *spec,
                            struct isola_error **err)
 {
@@ -66,7 +88,7 @@ int container_start_locked(int dirfd, struct container_state *st, const struct o
   /* Wait for init's byte; if init dies instead, say so rather than hang. */
   for (;;) {
     struct pollfd p[2] = {{.fd = fifo, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
-    int n = poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 100);
+    int n = poll(p, pidfd >= 0 ? 2 : 1, 200);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -74,6 +96,9 @@ int container_start_locked(int dirfd, struct container_state *st, const struct o
     char b;
     ssize_t got = read(fifo, &b, 1);
     if (got == 1)
+      break;
+    /* A start killed after init went on leaves the fifo behind: init no longer waits on it. */
+    if (n == 0 && !init_holds_fifo(st->pid, fifo))
       break;
     if ((pidfd >= 0 && (p[1].revents & POLLIN)) || proc_start_time(st->pid) == 0)
       return isola_failx(err, ESRCH, "container \"%s\": its init process exited before start",

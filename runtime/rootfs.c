@@ -49,11 +49,20 @@ static int make_device(const struct rootfs_ctx *ctx, int rootfd, const char *pat
       return isola_fail(err, errno, "cannot set the owner and mode of device %s", path);
     return 0;
   }
-  int fd = openat(dfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0 && errno != EEXIST)
-    return isola_fail(err, errno, "cannot create %s for a bind mount", path);
-  if (fd >= 0)
+  /* The host's node is the source: it must be a device. The target is a plain file we make
+   * (never opened for writing: a FIFO of the image there would block us). */
+  struct stat hs, ts;
+  if (stat(path, &hs) < 0 || !(S_ISCHR(hs.st_mode) || S_ISBLK(hs.st_mode)))
+    return isola_failx(err, ENODEV, "cannot bind the host's %s: not a device on the host", path);
+  if (fstatat(dfd, name, &ts, AT_SYMLINK_NOFOLLOW) < 0) {
+    int fd = openat(dfd, name, O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+      return isola_fail(err, errno, "cannot create %s for a bind mount", path);
     close(fd);
+  } else if (!S_ISREG(ts.st_mode) && !S_ISCHR(ts.st_mode) && !S_ISBLK(ts.st_mode)) {
+    return isola_failx(err, EEXIST, "cannot bind over %s: the image has something else there",
+                       path);
+  }
   _cleanup_close_ int tfd = open_in_root(rootfd, path, false, false, O_PATH, err);
   if (tfd < 0)
     return tfd;

@@ -316,3 +316,25 @@ def test_kill_all_after_init_exited(rt, bundle, cid):
         time.sleep(0.01)
     assert json.loads(rt.ok("ps", "--format", "json", cid).stdout) == []
     rt.ok("delete", cid)
+
+
+def test_start_after_a_killed_start(rt, bundle, cid):
+    """A start killed after init went on (fifo read, not yet removed) must not make the next
+    start hang: it sees init no longer waits and records the container as running."""
+    bundle.args("sleep", "100")
+    rt.ok("create", "-b", bundle.path, cid)
+    fifo = os.path.join(rt.root, cid, "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    for _ in range(200):
+        try:
+            if os.read(fd, 1):
+                break
+        except BlockingIOError:
+            pass
+        time.sleep(0.01)
+    os.close(fd)
+    time.sleep(0.1)
+    r = rt("start", cid, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert rt.state(cid)["status"] == "running"
+    rt.ok("delete", "-f", cid)
