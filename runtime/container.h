@@ -150,6 +150,8 @@ int process_set_limits(const struct oci_process *p, struct isola_error **err);
 /* user, groups, umask, cwd, no_new_privs, capabilities, seccomp, then execve. Returns only on
  * failure. */
 int process_exec_final(const struct process_exec *pe, const char *exe, struct isola_error **err);
+/* The message sent with the seccomp notify fd to linux.seccomp.listenerPath. */
+char *process_listener_message(const struct oci_spec *spec, const char *state_json);
 /* Env with HOME/PATH/TERM defaults filled in as runc does. */
 char **process_build_env(const struct oci_process *p);
 

@@ -30,28 +30,6 @@ struct init_args {
 
 /* ---------- in the container process ---------- */
 
-static char *listener_state(const struct oci_spec *spec, const char *state_json)
-{
-  _cleanup_json_ struct json_object *st = json_tokener_parse(state_json);
-  struct json_object *o = json_object_new_object();
-  json_object_object_add(o, "ociVersion", json_object_new_string(OCI_VERSION_SUPPORTED));
-  struct json_object *fds = json_object_new_array();
-  json_object_array_add(fds, json_object_new_string("seccompFd"));
-  json_object_object_add(o, "fds", fds);
-  struct json_object *pid = NULL;
-  if (st && json_object_object_get_ex(st, "pid", &pid))
-    json_object_object_add(o, "pid", json_object_get(pid));
-  json_object_object_add(o, "metadata",
-                         json_object_new_string(spec->seccomp && spec->seccomp->listener_metadata
-                                                    ? spec->seccomp->listener_metadata
-                                                    : ""));
-  if (st)
-    json_object_object_add(o, "state", json_object_get(st));
-  char *s = json_to_string(o, false);
-  json_object_put(o);
-  return s;
-}
-
 static int init_setup(struct init_args *a, char **state_json, char **exe, struct isola_error **err)
 {
   const struct oci_spec *s = a->spec;
@@ -124,7 +102,8 @@ static void init_exec(struct init_args *a, const char *state_json, const char *e
       hooks_run(s->hooks[HOOK_START_CONTAINER], s->n_hooks[HOOK_START_CONTAINER], "startContainer",
                 state_json, err) < 0)
     return;
-  _cleanup_free_ char *lstate = a->listener_fd >= 0 ? listener_state(s, state_json) : NULL;
+  _cleanup_free_ char *lstate =
+      a->listener_fd >= 0 ? process_listener_message(s, state_json) : NULL;
   struct process_exec pe = {.proc = &s->process,
                             .seccomp = a->seccomp,
                             .seccomp_listener_sock = a->listener_fd,

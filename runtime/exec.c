@@ -17,7 +17,9 @@ struct exec_args {
   bool in_user_ns;
   bool has_personality;
   unsigned long personality;
-  int root_fd; /* -1, or the container's root when it has no mount namespace to join */
+  int root_fd;     /* -1, or the container's root when it has no mount namespace to join */
+  int listener_fd; /* -1, or a connected seccomp listener socket */
+  const char *listener_message;
 };
 
 static int exec_main(void *arg)
@@ -46,7 +48,8 @@ static int exec_main(void *arg)
     goto fail;
   struct process_exec pe = {.proc = a->proc,
                             .seccomp = a->seccomp,
-                            .seccomp_listener_sock = -1,
+                            .seccomp_listener_sock = a->listener_fd,
+                            .seccomp_listener_state = a->listener_message,
                             .in_user_ns = a->in_user_ns,
                             .preserve_fds = a->preserve_fds,
                             .has_personality = a->has_personality,
@@ -104,7 +107,8 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
   sigset_t set, old;
   block_forwarded_signals(&set, &old);
   int sync[2] = {-1, -1}, console[2] = {-1, -1};
-  _cleanup_close_ int console_fd = -1, root_fd = -1;
+  _cleanup_close_ int console_fd = -1, root_fd = -1, listener_fd = -1;
+  _cleanup_free_ char *listener_message = NULL;
   pid_t pid = -1;
   struct spawn_req req = {0};
   if (p->terminal) {
@@ -142,6 +146,16 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
       if (ns->type == NS_USER)
         in_user_ns = true;
     }
+  /* The seccomp listener gets each exec'd process's notify fd too, as with runc. */
+  if (prog.notify && spec->seccomp->listener_path && *spec->seccomp->listener_path) {
+    if ((r = terminal_connect(spec->seccomp->listener_path, &listener_fd, err)) < 0) {
+      isola_error_prefix(err, "linux.seccomp.listenerPath");
+      goto out;
+    }
+    _cleanup_json_ struct json_object *o = state_to_oci_json(st, s);
+    _cleanup_free_ char *state_json = json_to_string(o, false);
+    listener_message = process_listener_message(spec, state_json);
+  }
   /* No mount namespace: init was chrooted; follow it there. */
   if (!spec_find_ns(spec, NS_MOUNT)) {
     _cleanup_free_ char *root = xasprintf("/proc/%d/root", (int) st->pid);
@@ -163,7 +177,9 @@ int container_exec(const struct runtime_opts *ro, const struct exec_opts *eo, in
                            .in_user_ns = in_user_ns,
                            .has_personality = spec->has_personality,
                            .personality = spec->personality,
-                           .root_fd = root_fd};
+                           .root_fd = root_fd,
+                           .listener_fd = listener_fd,
+                           .listener_message = listener_message};
   req.sync_fd = sync[1];
   req.fn = exec_main;
   req.arg = &args;

@@ -221,6 +221,30 @@ char **process_build_env(const struct oci_process *p)
   return env;
 }
 
+/* What the seccomp listener receives with the notify fd: the container process state of the
+ * runtime spec (ociVersion, fds, pid, metadata, state). */
+char *process_listener_message(const struct oci_spec *spec, const char *state_json)
+{
+  _cleanup_json_ struct json_object *st = json_tokener_parse(state_json);
+  struct json_object *o = json_object_new_object();
+  json_object_object_add(o, "ociVersion", json_object_new_string(OCI_VERSION_SUPPORTED));
+  struct json_object *fds = json_object_new_array();
+  json_object_array_add(fds, json_object_new_string("seccompFd"));
+  json_object_object_add(o, "fds", fds);
+  struct json_object *pid = NULL;
+  if (st && json_object_object_get_ex(st, "pid", &pid))
+    json_object_object_add(o, "pid", json_object_get(pid));
+  json_object_object_add(o, "metadata",
+                         json_object_new_string(spec->seccomp && spec->seccomp->listener_metadata
+                                                    ? spec->seccomp->listener_metadata
+                                                    : ""));
+  if (st)
+    json_object_object_add(o, "state", json_object_get(st));
+  char *s = json_to_string(o, false);
+  json_object_put(o);
+  return s;
+}
+
 static int install_seccomp(const struct process_exec *pe, struct isola_error **err)
 {
   int fd = seccomp_install(pe->seccomp);

@@ -528,3 +528,32 @@ def test_signal_dispositions_default(rt, bundle, cid, tmp_path):
     out = run(rt, bundle, cid, "cat", "/proc/self/status")
     assert int(status_field(out, "SigIgn"), 16) == 0
     assert int(status_field(out, "SigBlk"), 16) == 0
+
+
+def test_seccomp_notify_listener_for_exec(rt, bundle, cid, tmp_path):
+    import threading
+    sock_path = str(tmp_path / "listener.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(2)
+    states = []
+
+    def listen():
+        for _ in range(2):
+            conn, _ = srv.accept()
+            msg, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+            states.append(json.loads(msg))
+            for fd in fds:
+                os.close(fd)
+
+    t = threading.Thread(target=listen)
+    t.start()
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock_path,
+                               "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    rt.ok("exec", cid, "true")
+    t.join(timeout=10)
+    assert len(states) == 2 and all(s["fds"] == ["seccompFd"] for s in states)
+    assert states[1]["state"]["status"] == "running"
+    rt.ok("delete", "-f", cid)
