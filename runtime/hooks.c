@@ -34,36 +34,67 @@ static int run_one(const struct oci_hook *h, const char *kind, size_t index, con
     _exit(127);
   }
   close(pipefd[0]);
-  /* A hook that does not read its stdin gets EPIPE, not us a SIGPIPE. The signal is blocked and
-   * its pending instance consumed rather than ignored: an ignored disposition would survive
-   * into the container's program when init runs hooks. */
+  /* The state goes in while the hook runs, within its timeout: a hook that reads nothing of a
+   * large state must not block us. A hook that stops reading gets EPIPE, and we no SIGPIPE: the
+   * signal is blocked and its pending instance consumed rather than ignored, since an ignored
+   * disposition would survive into the container's program when init runs hooks. */
   sigset_t pipe_set, old_set;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   sigprocmask(SIG_BLOCK, &pipe_set, &old_set);
-  (void) write_all(pipefd[1], state, strlen(state));
-  close(pipefd[1]);
+  fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
+  int pfd = (int) syscall(SYS_pidfd_open, pid, 0);
+  size_t len = strlen(state), done = 0;
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  bool timed_out = false;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = pfd, .events = POLLIN},
+                          {.fd = done < len ? pipefd[1] : -1, .events = POLLOUT}};
+    int wait_ms = -1;
+    if (h->timeout > 0) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long long elapsed =
+          (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+      wait_ms = elapsed >= h->timeout * 1000LL ? 0 : (int) (h->timeout * 1000LL - elapsed);
+    }
+    int n = poll(p, 2, wait_ms);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0) {
+      timed_out = true;
+      break;
+    }
+    if (n < 0 || pfd < 0 || (p[0].revents & POLLIN))
+      break; /* exited (or no pidfd: fall back to waitpid) */
+    if (p[1].revents) {
+      ssize_t w = write(pipefd[1], state + done, len - done);
+      if (w > 0)
+        done += w;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR)
+        done = len; /* EPIPE: the hook closed its stdin */
+      if (done == len) {
+        close(pipefd[1]);
+        pipefd[1] = -1;
+      }
+    }
+  }
+  if (pipefd[1] >= 0)
+    close(pipefd[1]);
+  if (pfd >= 0)
+    close(pfd);
   struct timespec zero = {0, 0};
   while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
     ;
   sigprocmask(SIG_SETMASK, &old_set, NULL);
 
   int status = 0;
-  if (h->timeout > 0) {
-    int pfd = (int) syscall(SYS_pidfd_open, pid, 0);
-    struct pollfd p = {.fd = pfd, .events = POLLIN};
-    int n;
-    do
-      n = poll(&p, 1, h->timeout * 1000);
-    while (n < 0 && errno == EINTR);
-    if (pfd >= 0)
-      close(pfd);
-    if (n == 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return isola_failx(err, ETIMEDOUT, "hooks.%s[%zu] (%s): timed out after %d s", kind, index,
-                         h->path, h->timeout);
-    }
+  if (timed_out) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return isola_failx(err, ETIMEDOUT, "hooks.%s[%zu] (%s): timed out after %d s", kind, index,
+                       h->path, h->timeout);
   }
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR)

@@ -557,3 +557,13 @@ def test_seccomp_notify_listener_for_exec(rt, bundle, cid, tmp_path):
     assert len(states) == 2 and all(s["fds"] == ["seccompFd"] for s in states)
     assert states[1]["state"]["status"] == "running"
     rt.ok("delete", "-f", cid)
+
+
+def test_hook_timeout_with_unread_large_state(rt, bundle, cid):
+    """A hook that never reads a state bigger than a pipe still times out."""
+    bundle.config["annotations"] = {f"k{i}": "v" * 1000 for i in range(200)}
+    bundle.config["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"],
+                                            "timeout": 1}]}
+    bundle.save()
+    r = rt("create", "-b", bundle.path, cid, timeout=20)
+    assert r.returncode != 0 and b"timed out after 1 s" in r.stderr
