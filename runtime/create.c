@@ -186,6 +186,32 @@ static int write_id_map(pid_t pid, const char *file, const struct oci_idmap *m, 
   return 0;
 }
 
+/* A sysctl is only allowed in a namespace of the container's own (spec.c); one joined by path
+ * must not be the runtime's, i.e. the host's. */
+static int check_sysctl_namespaces(const struct oci_spec *spec, struct isola_error **err)
+{
+  for (size_t i = 0; i < spec->n_sysctl; i++) {
+    const char *key = spec->sysctl[i].key;
+    enum oci_ns_type t = NS_IPC;
+    if (!strncmp(key, "net.", 4))
+      t = NS_NETWORK;
+    else if (!strcmp(key, "kernel.hostname") || !strcmp(key, "kernel.domainname"))
+      t = NS_UTS;
+    const struct oci_namespace *ns = spec_find_ns(spec, t);
+    if (!ns || !ns->path)
+      continue;
+    _cleanup_free_ char *own = xasprintf("/proc/self/ns/%s", spec_ns_proc_name(t));
+    struct stat a, b;
+    if (stat(ns->path, &a) == 0 && stat(own, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+      return isola_failx(err, EPERM,
+                         "linux.sysctl: \"%s\" would change the host: the %s namespace \"%s\" "
+                         "is the host's",
+                         key, spec_ns_name(t), ns->path);
+  }
+  return 0;
+}
+
 struct record_ctx {
   int dirfd;
   struct container_state *st;
@@ -284,7 +310,8 @@ static int do_create(const struct runtime_opts *ro, const struct create_opts *co
     return r;
   if (!spec->has_process)
     return isola_failx(err, EINVAL, "config.json: process: missing");
-  if ((r = process_check_labels(&spec->process, err)) < 0 || (r = check_isolation(spec, err)) < 0)
+  if ((r = process_check_labels(&spec->process, err)) < 0 || (r = check_isolation(spec, err)) < 0 ||
+      (r = check_sysctl_namespaces(spec, err)) < 0)
     return r;
   if (spec->mount_label && *spec->mount_label && access("/sys/fs/selinux/enforce", F_OK) == 0)
     return isola_failx(err, ENOTSUP,

@@ -227,3 +227,13 @@ def test_mount_into_proc_through_symlink_refused(rt, bundle, cid, tmp_path):
                                     "options": ["bind"]})
     bundle.save()
     rejected(rt, bundle, cid, "mounts[7]", "inside /proc")
+
+
+def test_sysctl_in_joined_host_namespace_refused(rt, bundle, cid):
+    before = open("/proc/sys/net/ipv4/ip_forward").read()
+    bundle.linux["namespaces"] = [n for n in bundle.linux["namespaces"] if n["type"] != "network"]
+    bundle.linux["namespaces"].append({"type": "network", "path": "/proc/self/ns/net"})
+    bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "0" if before.strip() == "1" else "1"}
+    bundle.save()
+    rejected(rt, bundle, cid, "linux.sysctl", "the host's")
+    assert open("/proc/sys/net/ipv4/ip_forward").read() == before
