@@ -183,6 +183,25 @@ static int make_cgroup_dirs(const struct cgroup_mount *m, struct cgroup_path *p,
   return 0;
 }
 
+static int collect_pids(int dirfd, int depth, pid_t **pids, size_t *n);
+
+static int check_unused(const struct cgroup_path *p, struct isola_error **err)
+{
+  _cleanup_close_ int fd = open_dir(p->path);
+  if (fd == -ENOENT)
+    return 0;
+  if (fd < 0)
+    return isola_fail(err, -fd, "linux.cgroupsPath: cannot open cgroup %s", p->path);
+  _cleanup_free_ pid_t *pids = NULL;
+  size_t n = 0;
+  if (collect_pids(fd, 0, &pids, &n) == 0 && n > 0)
+    return isola_failx(err, EBUSY,
+                       "linux.cgroupsPath: cgroup %s already has processes (%zu): it is not this "
+                       "container's",
+                       p->path, n);
+  return 0;
+}
+
 int cgroup_create_recorded(const char *cgroups_path, const char *id,
                            int (*record)(const struct cgroup *cg, void *arg), void *arg,
                            struct cgroup **out, struct isola_error **err)
@@ -217,6 +236,14 @@ int cgroup_create_recorded(const char *cgroups_path, const char *id,
           .path = xasprintf("%s%s%s%s", m[i].mount_point,
                             relative && strcmp(m[i].own_path, "/") ? m[i].own_path : "",
                             relative ? "/" : "", rel)};
+  }
+  /* A cgroup that already holds processes belongs to someone else (another container with the
+   * same path or id, or a parent of others): taking it would let our delete kill them. */
+  for (size_t i = 0; i < cg->n_paths && r == 0; i++)
+    r = check_unused(&cg->paths[i], err);
+  if (r < 0) {
+    cgroup_mounts_free(m, n);
+    return r;
   }
   if (r == 0 && record)
     r = record(cg, arg);

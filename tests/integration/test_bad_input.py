@@ -237,3 +237,20 @@ def test_sysctl_in_joined_host_namespace_refused(rt, bundle, cid):
     bundle.save()
     rejected(rt, bundle, cid, "linux.sysctl", "the host's")
     assert open("/proc/sys/net/ipv4/ip_forward").read() == before
+
+
+def test_cgroup_of_another_container_refused(rt, bundle, cid):
+    """A cgroupsPath that already holds processes is not taken over (our delete would kill
+    them): same path, or the shared parent of other containers."""
+    bundle.args("sleep", "100")
+    bundle.linux["cgroupsPath"] = f"/isola/{cid}"
+    bundle.save()
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    other = cid + "-b"
+    rt.ids.append(other)
+    rejected(rt, bundle, other, "linux.cgroupsPath", "already has processes")
+    bundle.linux["cgroupsPath"] = "/isola"
+    bundle.save()
+    rejected(rt, bundle, other, "linux.cgroupsPath", "already has processes")
+    assert rt.state(cid)["status"] == "running", "the first container is untouched"
+    rt.ok("delete", "-f", cid)
