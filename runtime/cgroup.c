@@ -47,6 +47,19 @@ int cgroup_write_i64(int dirfd, const char *file, int64_t value, const char *fie
   return cgroup_write(dirfd, file, buf, field, err);
 }
 
+bool cgroup_path_has_dots(const char *path)
+{
+  for (const char *s = path; *s;) {
+    while (*s == '/')
+      s++;
+    size_t len = strcspn(s, "/");
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+      return true;
+    s += len;
+  }
+  return false;
+}
+
 int cgroup_write_hugetlb(int fd, const struct oci_resources *r, const char *suffix,
                          struct isola_error **err)
 {
@@ -687,7 +700,7 @@ int cgroup_from_json(struct json_object *o, struct cgroup **out, struct isola_er
   for (size_t i = 0; i < n; i++) {
     struct json_object *e = json_object_array_get_idx(arr, i);
     const char *ctl = e ? json_str(e, "controller") : NULL, *p = e ? json_str(e, "path") : NULL;
-    if (!ctl || !p || p[0] != '/' || strstr(p, "/..") || strstr(p, "/./"))
+    if (!ctl || !p || p[0] != '/' || cgroup_path_has_dots(p))
       return isola_failx(err, EINVAL, "%s: paths[%zu]: invalid entry", W, i);
     struct cgroup_path *cp = &cg->paths[cg->n_paths++];
     cp->controller = xstrdup(ctl);

@@ -39,6 +39,8 @@ int cgroup_write(int dirfd, const char *file, const char *value, const char *fie
                  struct isola_error **err);
 int cgroup_write_i64(int dirfd, const char *file, int64_t value, const char *field,
                      struct isola_error **err);
+/* Does the path have a "." or ".." component (which could leave the hierarchy)? */
+bool cgroup_path_has_dots(const char *path);
 /* hugepageLimits into hugetlb.<size>.<suffix> (and .rsvd.<suffix> where the kernel has it):
  * "limit_in_bytes" on v1, "max" on v2. */
 int cgroup_write_hugetlb(int fd, const struct oci_resources *r, const char *suffix,

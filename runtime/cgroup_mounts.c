@@ -57,6 +57,8 @@ static size_t mountinfo_cgroups(char *text, struct mountinfo_entry **out)
 /* Where own (a path in the hierarchy) appears below a mount of root; NULL if it does not. */
 static char *visible_path(const char *root, const char *own)
 {
+  if (cgroup_path_has_dots(own)) /* outside our cgroup namespace's view */
+    return NULL;
   if (!strcmp(root, "/"))
     return xstrdup(own);
   size_t n = strlen(root);

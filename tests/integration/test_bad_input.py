@@ -254,3 +254,14 @@ def test_cgroup_of_another_container_refused(rt, bundle, cid):
     rejected(rt, bundle, other, "linux.cgroupsPath", "already has processes")
     assert rt.state(cid)["status"] == "running", "the first container is untouched"
     rt.ok("delete", "-f", cid)
+
+
+def test_cgroup_path_with_dot_names(rt, bundle, cid):
+    """Names that merely start with dots are ordinary cgroups: created, listed, deleted."""
+    bundle.args("sleep", "100")
+    bundle.linux["cgroupsPath"] = f"/isola/..{cid}"
+    bundle.save()
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    assert rt.ok("list", "-q").stdout.decode().split() == [cid]
+    rt.ok("delete", "-f", cid)
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/isola/..{cid}")
