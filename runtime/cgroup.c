@@ -398,15 +398,15 @@ static bool mem_given(const struct oci_resources *r)
 {
   return (r->has_mem_limit && r->mem_limit) || (r->has_mem_swap && r->mem_swap) ||
          (r->has_mem_reservation && r->mem_reservation) || r->has_mem_swappiness ||
-         (r->has_disable_oom_killer && r->disable_oom_killer) ||
+         r->has_disable_oom_killer || r->has_mem_kernel_tcp ||
          (r->has_use_hierarchy && !r->use_hierarchy);
 }
 static bool cpu_given(const struct oci_resources *r)
 {
   return (r->has_cpu_shares && r->cpu_shares) || (r->has_cpu_quota && r->cpu_quota) ||
-         (r->has_cpu_period && r->cpu_period) || (r->has_cpu_burst && r->cpu_burst) ||
+         (r->has_cpu_period && r->cpu_period) || r->has_cpu_burst ||
          (r->has_cpu_rt_runtime && r->cpu_rt_runtime) ||
-         (r->has_cpu_rt_period && r->cpu_rt_period) || (r->has_cpu_idle && r->cpu_idle);
+         (r->has_cpu_rt_period && r->cpu_rt_period) || r->has_cpu_idle;
 }
 static bool cpuset_given(const struct oci_resources *r)
 {

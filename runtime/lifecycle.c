@@ -298,6 +298,11 @@ int container_update(const struct runtime_opts *ro, const char *id, const struct
     return isola_failx(err, EINVAL, "container \"%s\" is stopped: nothing to update", id);
   if (!st->cgroup)
     return isola_failx(err, ENOTSUP, "container \"%s\" has no cgroup", id);
+  /* The device rules are the config's plus the defaults; a partial list would replace them
+   * (runc ignores devices in update: refusing is clearer than dropping them). */
+  if (res->n_devices)
+    return isola_failx(err, ENOTSUP,
+                       "update: devices: device rules of a running container cannot be changed");
   if ((r = cgroup_apply(st->cgroup, res, err)) < 0)
     return r;
   /* Keep the saved config in step, so a later exec or inspection sees the new limits. */

@@ -30,21 +30,24 @@ def test_pure_v2(rt, bundle, cid):
     assert out == ["0::/", "1", "kmsg-denied", str(2 << 21), "rc=0"], (out, r.stderr)
 
 
-def test_pure_v2_update_devices(rt, bundle, cid):
-    """update on v2 replaces the eBPF device program."""
-    bundle.linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+def test_pure_v2_update(rt, bundle, cid):
+    """update on v2: a limit changes; device rules cannot be swapped for a partial list (the
+    eBPF program keeps the config's rules and the defaults)."""
+    bundle.linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}],
+                                 "hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 21}]}
     bundle.args("sleep", "100")
-    script = " && ".join([
+    upd_dev = "echo '{\"devices\":[{\"allow\":false,\"type\":\"c\",\"major\":1,\"minor\":7}]}' | "
+    upd_huge = "echo '{\"hugepageLimits\":[{\"pageSize\":\"2MB\",\"limit\":4194304}]}' | "
+    script = "; ".join([
         " ".join(rt.cmd("run", "-d", "-b", bundle.path, cid)) + " </dev/null >/dev/null",
-        " ".join(rt.cmd("exec", cid, "sh", "-c",
-                        "'head -c1 /dev/zero | wc -c; head -c1 /dev/full | wc -c'")),
-        "echo '{\"devices\":[{\"allow\":false,\"type\":\"c\",\"major\":1,\"minor\":7,\"access\":\"r\"}]}' | " +
-        " ".join(rt.cmd("update", "-r", "-", cid)),
-        " ".join(rt.cmd("exec", cid, "sh", "-c",
-                        "'head -c1 /dev/full 2>/dev/null | wc -c'")),
-    ]) + "; " + " ".join(rt.cmd("delete", "-f", cid))
+        upd_dev + " ".join(rt.cmd("update", "-r", "-", cid)) + " 2>&1 | grep -c 'cannot be changed'",
+        " ".join(rt.cmd("exec", cid, "sh", "-c", "'head -c1 /dev/full | wc -c'")),
+        upd_huge + " ".join(rt.cmd("update", "-r", "-", cid)),
+        " ".join(rt.cmd("exec", cid, "cat", "/sys/fs/cgroup/hugetlb.2MB.max")),
+        " ".join(rt.cmd("delete", "-f", cid)),
+    ])
     r = run_in_layout(rt, V2, script)
-    assert r.stdout.decode().split() == ["1", "1", "0"], (r.stdout, r.stderr)
+    assert r.stdout.decode().split() == ["1", "1", "4194304"], (r.stdout, r.stderr)
 
 
 def test_pure_v1(rt, bundle, cid):

@@ -567,3 +567,16 @@ def test_hook_timeout_with_unread_large_state(rt, bundle, cid):
     bundle.save()
     r = rt("create", "-b", bundle.path, cid, timeout=20)
     assert r.returncode != 0 and b"timed out after 1 s" in r.stderr
+
+
+def test_update_zero_and_false_values(rt, bundle, cid):
+    """0 or false given in an update is applied, not dropped (cpu.idle back to 0)."""
+    if not os.path.exists("/sys/fs/cgroup/cpu/cpu.idle"):
+        pytest.skip("no cpu.idle on this kernel")
+    bundle.linux["resources"]["cpu"] = {"idle": 1}
+    bundle.args("sleep", "100")
+    rt.ok("run", "-d", "-b", bundle.path, cid)
+    assert rt.ok("exec", cid, "cat", "/sys/fs/cgroup/cpu/cpu.idle").stdout == b"1\n"
+    rt.ok("update", "-r", "-", cid, input=b'{"cpu": {"idle": 0}}')
+    assert rt.ok("exec", cid, "cat", "/sys/fs/cgroup/cpu/cpu.idle").stdout == b"0\n"
+    rt.ok("delete", "-f", cid)
