@@ -283,8 +283,52 @@ int cgroup_set_rdma(int fd, const struct oci_resources *r, struct isola_error **
 
 /* ---- devices ---- */
 
+/* Does exception e cover some device and access of rule d without being the same entry? */
+static bool covers_differently(const struct oci_device_rule *e, const struct oci_device_rule *d)
+{
+  bool same = e->type == d->type && e->major == d->major && e->minor == d->minor;
+  bool type_ok = e->type == 'a' || e->type == d->type;
+  bool major_ok = e->major < 0 || e->major == d->major;
+  bool minor_ok = e->minor < 0 || e->minor == d->minor;
+  return !same && type_ok && major_ok && minor_ok && strpbrk(e->access, d->access);
+}
+
+/* v1 keeps a default plus a list of exceptions, and a rule only removes an identical
+ * exception: "allow c *:*" then "deny c 4:1" would leave 4:1 allowed. OCI says the last
+ * matching rule wins, so such a list is refused (as runc does) rather than applied wrongly. */
+static int check_v1_representable(const struct oci_resources *r, struct isola_error **err)
+{
+  bool allow_default = false;
+  size_t n = 0;
+  _cleanup_free_ const struct oci_device_rule **exc = xzalloc((r->n_devices + 1) * sizeof(*exc));
+  for (size_t i = 0; i < r->n_devices; i++) {
+    const struct oci_device_rule *d = &r->devices[i];
+    if (d->type == 'a' && d->major < 0 && d->minor < 0 && !strcmp(d->access, "rwm")) {
+      allow_default = d->allow;
+      n = 0;
+      continue;
+    }
+    if (d->allow == allow_default) {
+      /* Same polarity as the default: it removes exceptions; a wider one cannot be split. */
+      for (size_t j = 0; j < n; j++)
+        if (covers_differently(exc[j], d))
+          return isola_failx(err, EINVAL,
+                             "linux.resources.devices[%zu]: cannot be enforced by the v1 devices "
+                             "controller after a wider rule of the opposite kind (use narrower "
+                             "rules)",
+                             i);
+    } else {
+      exc[n++] = d;
+    }
+  }
+  return 0;
+}
+
 int cgroup_v1_set_devices(int fd, const struct oci_resources *r, struct isola_error **err)
 {
+  int check = check_v1_representable(r, err);
+  if (check < 0)
+    return check;
   /* Start from deny-all, then apply the rules in order. (v1 keeps an exception list rather
    * than "last match wins", so a deny that partly overlaps an earlier allow of a narrower
    * device removes only identical entries; the usual deny-all + allows config is exact.) */

@@ -265,3 +265,16 @@ def test_cgroup_path_with_dot_names(rt, bundle, cid):
     assert rt.ok("list", "-q").stdout.decode().split() == [cid]
     rt.ok("delete", "-f", cid)
     assert not os.path.exists(f"/sys/fs/cgroup/pids/isola/..{cid}")
+
+
+def test_v1_device_rule_that_cannot_be_enforced(rt, bundle, cid):
+    """On the v1 devices controller a deny inside an earlier wildcard allow would not take
+    effect: refused, naming the rule, rather than silently not enforced."""
+    if not os.path.isdir("/sys/fs/cgroup/devices"):
+        pytest.skip("no v1 devices controller here")
+    bundle.linux["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "access": "rwm"},
+        {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]
+    bundle.save()
+    rejected(rt, bundle, cid, "linux.resources.devices[2]", "cannot be enforced")
