@@ -282,6 +282,8 @@ static int parse_mounts(const struct jctx *c, struct json_object *root, struct o
       return jfail(c, path, "idmapped mounts are not supported");
     _cleanup_free_ char *data = NULL;
     for (size_t j = 0; m->options && m->options[j]; j++) {
+      if (!strcmp(m->options[j], "idmap") || !strcmp(m->options[j], "ridmap"))
+        return jfail(c, path, "option \"%s\": idmapped mounts are not supported", m->options[j]);
       if (spec_mount_option(m->options[j], m))
         continue;
       char *nd = data ? xasprintf("%s,%s", data, m->options[j]) : xstrdup(m->options[j]);

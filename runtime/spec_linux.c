@@ -147,6 +147,8 @@ int spec_parse_resources(struct json_object *res, const char *what, struct oci_r
     if ((ret = jget_i64(c, o, B, "weight", 0, 1000, &w, &r->has_blkio_weight)) < 0 ||
         (ret = jget_i64(c, o, B, "leafWeight", 0, 1000, &lw, &r->has_blkio_leaf_weight)) < 0)
       return ret;
+    if ((r->has_blkio_weight && w && w < 10) || (r->has_blkio_leaf_weight && lw && lw < 10))
+      return jfail(c, B, "weights are 10 to 1000 (or 0 to leave them)");
     r->blkio_weight = (uint16_t) w;
     r->blkio_leaf_weight = (uint16_t) lw;
     static const char *const keys[4] = {"throttleReadBpsDevice", "throttleWriteBpsDevice",
@@ -170,6 +172,8 @@ int spec_parse_resources(struct json_object *res, const char *what, struct oci_r
         return ret;
       if (!a || !b)
         return jfail(c, path, "major and minor are required");
+      if ((d->has_weight && w && w < 10) || (d->has_leaf_weight && lw && lw < 10))
+        return jfail(c, path, "weights are 10 to 1000 (or 0 to leave them)");
       d->weight = (uint16_t) w;
       d->leaf_weight = (uint16_t) lw;
     }

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <seccomp.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mount.h>
 
 static const char *const cap_names[] = {
@@ -54,7 +53,7 @@ static const char *const cap_names[] = {
 int spec_cap_from_name(const char *name)
 {
   for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
-    if (!strcasecmp(name, cap_names[i]))
+    if (!strcmp(name, cap_names[i])) /* exact, as runc: "cap_kill" is not a name */
       return (int) i;
   return -1;
 }
@@ -196,8 +195,7 @@ int spec_mount_option(const char *opt, struct oci_mount *m)
     m->rro = true;
     return 1;
   }
-  if (!strcmp(opt, "rrw") || !strcmp(opt, "idmap") || !strcmp(opt, "ridmap") ||
-      !strncmp(opt, "x-", 2))
+  if (!strcmp(opt, "rrw") || !strncmp(opt, "x-", 2))
     return 1; /* rrw is the default; x- options are for userspace helpers */
   if (!strcmp(opt, "tmpcopyup")) {
     m->tmpcopyup = true;

@@ -278,3 +278,22 @@ def test_v1_device_rule_that_cannot_be_enforced(rt, bundle, cid):
         {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]
     bundle.save()
     rejected(rt, bundle, cid, "linux.resources.devices[2]", "cannot be enforced")
+
+
+def test_idmap_mount_option_refused(rt, bundle, cid, tmp_path):
+    bundle.config["mounts"].append({"destination": "/data", "source": str(tmp_path),
+                                    "options": ["bind", "idmap"]})
+    bundle.save()
+    rejected(rt, bundle, cid, "mounts[7]", "idmap")
+
+
+def test_blkio_weight_range(rt, bundle, cid):
+    bundle.linux["resources"]["blockIO"] = {"weight": 5}
+    bundle.save()
+    rejected(rt, bundle, cid, "linux.resources.blockIO", "10 to 1000")
+
+
+def test_capability_names_are_exact(rt, bundle, cid):
+    bundle.process["capabilities"]["bounding"].append("cap_sys_admin")
+    bundle.save()
+    rejected(rt, bundle, cid, "process.capabilities.bounding[3]", "cap_sys_admin")
