@@ -128,7 +128,10 @@ int process_set_limits(const struct oci_process *p, struct isola_error **err)
               .policy = p->sched_policy,
               .flags = p->sched_flags,
               .nice = p->sched_nice,
-              .priority = p->sched_priority};
+              .priority = p->sched_priority,
+              .runtime = p->sched_runtime,
+              .deadline = p->sched_deadline,
+              .period = p->sched_period};
     if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
       return isola_fail(err, errno, "process.scheduler: cannot set");
   }

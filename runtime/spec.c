@@ -237,6 +237,29 @@ int spec_parse_process(struct json_object *obj, const char *what, struct oci_pro
       return jfail(c, "process.scheduler.policy", "unknown policy \"%s\"", pol ? pol : "");
     p->sched_nice = (int) nice;
     p->sched_priority = (int) prio;
+    static const char *const flag_names[] = {
+        "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM",     "SCHED_FLAG_DL_OVERRUN",
+        "SCHED_FLAG_KEEP_POLICY",   "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN",
+        "SCHED_FLAG_UTIL_CLAMP_MAX"};
+    _cleanup_strv_ char **flags = NULL;
+    bool has_rt = false, has_dl = false, has_pd = false;
+    if ((r = jget_strv(c, o, "process.scheduler", "flags", &flags)) < 0 ||
+        (r = jget_u64(c, o, "process.scheduler", "runtime", &p->sched_runtime, &has_rt)) < 0 ||
+        (r = jget_u64(c, o, "process.scheduler", "deadline", &p->sched_deadline, &has_dl)) < 0 ||
+        (r = jget_u64(c, o, "process.scheduler", "period", &p->sched_period, &has_pd)) < 0)
+      return r;
+    for (size_t i = 0; flags && flags[i]; i++) {
+      size_t k = 0;
+      while (k < ARRAY_SIZE(flag_names) && strcmp(flags[i], flag_names[k]))
+        k++;
+      if (k == ARRAY_SIZE(flag_names)) {
+        _cleanup_free_ char *path = xasprintf("process.scheduler.flags[%zu]", i);
+        return jfail(c, path, "unknown flag \"%s\"", flags[i]);
+      }
+      p->sched_flags |= 1ULL << k;
+    }
+    if (p->sched_policy == 6 /* SCHED_DEADLINE */ && (!has_rt || !has_dl))
+      return jfail(c, "process.scheduler", "SCHED_DEADLINE needs runtime and deadline");
     p->has_scheduler = true;
   }
 

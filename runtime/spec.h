@@ -89,7 +89,7 @@ struct oci_process {
   int io_priority_class, io_priority;
   bool has_scheduler;
   int sched_policy, sched_nice, sched_priority;
-  uint64_t sched_flags;
+  uint64_t sched_flags, sched_runtime, sched_deadline, sched_period;
   char *exec_cpu_affinity_initial, *exec_cpu_affinity_final;
 };
 

@@ -580,3 +580,16 @@ def test_update_zero_and_false_values(rt, bundle, cid):
     rt.ok("update", "-r", "-", cid, input=b'{"cpu": {"idle": 0}}')
     assert rt.ok("exec", cid, "cat", "/sys/fs/cgroup/cpu/cpu.idle").stdout == b"0\n"
     rt.ok("delete", "-f", cid)
+
+
+def test_scheduler(rt, bundle, cid):
+    bundle.process["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5,
+                                   "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+    out = run(rt, bundle, cid, "cat", "/proc/self/sched")
+    policy = [l for l in out.splitlines() if l.startswith("policy")]
+    assert policy and policy[0].split()[-1] == "3", policy  # SCHED_BATCH
+    assert "prio" in out
+    bundle.process["scheduler"] = {"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_NOPE"]}
+    bundle.save()
+    r = rt("run", "-b", bundle.path, cid)
+    assert r.returncode != 0 and b"process.scheduler.flags[0]" in r.stderr
