@@ -83,19 +83,24 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *le
   return 0;
 }
 
-int write_file_at(int dirfd, const char *path, const char *data, size_t len)
+/* Kernel files take a whole value in one write; a short write means it was refused. */
+static int write_once(int fd, const char *data, size_t len)
 {
-  _cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
-    return -errno;
   ssize_t n;
   do
     n = write(fd, data, len);
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return -errno;
-  /* Kernel files take a whole value in one write; a short write means it was refused. */
   return (size_t) n == len ? 0 : -EIO;
+}
+
+int write_file_at(int dirfd, const char *path, const char *data, size_t len)
+{
+  _cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -errno;
+  return write_once(fd, data, len);
 }
 
 static int write_replace(int dirfd, const char *path, const char *data, size_t len, mode_t mode,
@@ -126,13 +131,7 @@ int write_proc_file(const char *path, const char *data, size_t len)
     return -errno;
   if (sf.f_type != PROC_SUPER_MAGIC)
     return -EXDEV;
-  ssize_t n;
-  do
-    n = write(fd, data, len);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    return -errno;
-  return (size_t) n == len ? 0 : -EIO;
+  return write_once(fd, data, len);
 }
 
 int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
