@@ -124,13 +124,26 @@ int cgroup_v1_set_cpu(int fd, const struct oci_resources *r, struct isola_error 
       return ret;
     }
   }
-  if (r->has_cpu_rt_period && r->cpu_rt_period &&
-      (ret = cgroup_write_i64(fd, "cpu.rt_period_us", (int64_t) r->cpu_rt_period,
-                              "linux.resources.cpu.realtimePeriod", err)) < 0)
-    return ret;
-  if (r->has_cpu_rt_runtime && r->cpu_rt_runtime &&
-      (ret = cgroup_write_i64(fd, "cpu.rt_runtime_us", r->cpu_rt_runtime,
-                              "linux.resources.cpu.realtimeRuntime", err)) < 0)
+  /* The kernel refuses a period below the current runtime and a runtime above the current
+   * period: try the period first and, if that is refused, the runtime first (as runc). */
+  bool want_period = r->has_cpu_rt_period && r->cpu_rt_period;
+  bool want_runtime = r->has_cpu_rt_runtime && r->cpu_rt_runtime;
+  int period_r = want_period ? cgroup_write_i64(fd, "cpu.rt_period_us", (int64_t) r->cpu_rt_period,
+                                                "linux.resources.cpu.realtimePeriod",
+                                                want_runtime ? NULL : err)
+                             : 0;
+  if (period_r < 0) {
+    if (!want_runtime)
+      return period_r;
+    if ((ret = cgroup_write_i64(fd, "cpu.rt_runtime_us", r->cpu_rt_runtime,
+                                "linux.resources.cpu.realtimeRuntime", err)) < 0 ||
+        (ret = cgroup_write_i64(fd, "cpu.rt_period_us", (int64_t) r->cpu_rt_period,
+                                "linux.resources.cpu.realtimePeriod", err)) < 0)
+      return ret;
+    want_runtime = false;
+  }
+  if (want_runtime && (ret = cgroup_write_i64(fd, "cpu.rt_runtime_us", r->cpu_rt_runtime,
+                                              "linux.resources.cpu.realtimeRuntime", err)) < 0)
     return ret;
   if (r->has_cpu_idle && (r->cpu_idle || cgroup_has_file(fd, "cpu.idle")) &&
       (ret = cgroup_write_i64(fd, "cpu.idle", r->cpu_idle, "linux.resources.cpu.idle", err)) < 0)
