@@ -68,41 +68,6 @@ void isola_error_free(struct isola_error **err)
   }
 }
 
-/* Wire format: int32 code, uint32 length, message bytes. */
-int isola_error_send(int fd, const struct isola_error *err)
-{
-  const char *msg = err && err->msg ? err->msg : "unknown error";
-  int32_t code = err ? err->code : EIO;
-  uint32_t len = strlen(msg);
-  if (len > 4096)
-    len = 4096;
-  char buf[8 + 4096];
-  memcpy(buf, &code, 4);
-  memcpy(buf + 4, &len, 4);
-  memcpy(buf + 8, msg, len);
-  return write_all(fd, buf, 8 + len);
-}
-
-int isola_error_recv(int fd, struct isola_error **err)
-{
-  char hdr[8];
-  int n = read_all(fd, hdr, sizeof(hdr));
-  if (n != (int) sizeof(hdr))
-    return n < 0 ? n : -EPIPE;
-  int32_t code;
-  uint32_t len;
-  memcpy(&code, hdr, 4);
-  memcpy(&len, hdr + 4, 4);
-  if (len > 4096)
-    return -EPROTO;
-  char msg[4097];
-  n = read_all(fd, msg, len);
-  if (n != (int) len)
-    return n < 0 ? n : -EPIPE;
-  msg[len] = '\0';
-  return isola_failx(err, code ? code : EIO, "%s", msg);
-}
-
 void *xmalloc(size_t n)
 {
   void *p = malloc(n ? n : 1);

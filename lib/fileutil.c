@@ -103,8 +103,7 @@ int write_file_at(int dirfd, const char *path, const char *data, size_t len)
   return write_once(fd, data, len);
 }
 
-static int write_replace(int dirfd, const char *path, const char *data, size_t len, mode_t mode,
-                         bool durable)
+int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
 {
   _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int) getpid());
   _cleanup_close_ int fd =
@@ -112,8 +111,6 @@ static int write_replace(int dirfd, const char *path, const char *data, size_t l
   if (fd < 0)
     return -errno;
   int r = write_all(fd, data, len);
-  if (r == 0 && durable && fsync(fd) < 0)
-    r = -errno;
   if (r == 0 && renameat(dirfd, tmp, dirfd, path) < 0)
     r = -errno;
   if (r < 0)
@@ -132,16 +129,6 @@ int write_proc_file(const char *path, const char *data, size_t len)
   if (sf.f_type != PROC_SUPER_MAGIC)
     return -EXDEV;
   return write_once(fd, data, len);
-}
-
-int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
-{
-  return write_replace(dirfd, path, data, len, mode, false);
-}
-
-int write_file_durable(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
-{
-  return write_replace(dirfd, path, data, len, mode, true);
 }
 
 int mkdir_p_at(int dirfd, const char *path, mode_t mode)

@@ -86,10 +86,6 @@ static inline void isola_error_freep(struct isola_error **err)
 }
 #define _cleanup_error_ _cleanup_(isola_error_freep)
 
-/* Encode/decode an error across a pipe (child → parent). */
-int isola_error_send(int fd, const struct isola_error *err);
-int isola_error_recv(int fd, struct isola_error **err);
-
 /* ---- allocation (abort on OOM: library callers cannot do better) ---- */
 void *xmalloc(size_t n);
 void *xzalloc(size_t n);
@@ -114,8 +110,6 @@ int write_proc_file(const char *path, const char *data, size_t len);
 /* Atomic replace: write to a temporary file in the same directory, then rename over path.
  * Readers see the old or the new content, never a mix, even if the writer is killed. */
 int write_file_atomic(int dirfd, const char *path, const char *data, size_t len, mode_t mode);
-/* The same, with fsync before the rename: survives a power loss too (not needed under /run). */
-int write_file_durable(int dirfd, const char *path, const char *data, size_t len, mode_t mode);
 /* mkdir -p relative to dirfd (or absolute path when dirfd is AT_FDCWD). */
 int mkdir_p_at(int dirfd, const char *path, mode_t mode);
 /* rm -rf of dir's contents and dir itself, not crossing mount points. */

@@ -79,7 +79,6 @@ enum sync_msg {
   SYNC_READY,  /* child → parent: set up, waiting on the exec fifo */
   SYNC_ERROR,  /* child → parent: an isola_error follows */
   SYNC_PID,    /* stage1 → parent: the container pid follows (int32) */
-  SYNC_HOOKS,  /* child → parent: namespaces exist, run createRuntime hooks */
 };
 int sync_send(int fd, enum sync_msg msg);
 /* A message with up to SYNC_MAX_DATA bytes of payload (one datagram). */

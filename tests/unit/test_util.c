@@ -37,12 +37,6 @@ int main(void)
   isola_error_prefix(&err, "create %s", "c1");
   ok(!strncmp(err->msg, "create c1: cannot open x", 24), "prefix: %s", err->msg);
 
-  int sv[2];
-  ok(pipe(sv) == 0, "pipe");
-  ok(isola_error_send(sv[1], err) == 0, "send an error");
-  struct isola_error *got = NULL;
-  ok(isola_error_recv(sv[0], &got) == -ENOENT && !strcmp(got->msg, err->msg), "receive it intact");
-  isola_error_free(&got);
   isola_error_free(&err);
 
   ok(proc_start_time(getpid()) > 0, "our own start time");
