@@ -43,8 +43,10 @@ void sha256_digest_of(const void *data, size_t len, char out[DIGEST_LEN + 1]);
 struct image_store {
   char *root;
   int rootfd; /* O_DIRECTORY|O_PATH of root */
+  int gc_fd;  /* gc.lock, held shared while open (exclusive in prune), -1 once released */
 };
-/* Create the layout (mode 0700 at the root) and open it. */
+/* Create the layout (mode 0700 at the root) and open it. While open, the store holds gc.lock
+ * shared, so prune waits for pulls, loads and container set-ups to finish. */
 int store_open(const char *root, struct image_store **out, struct isola_error **err);
 void store_close(struct image_store *s);
 static inline void store_closep(struct image_store **s)
@@ -54,8 +56,12 @@ static inline void store_closep(struct image_store **s)
 }
 #define _cleanup_store_ _cleanup_(store_closep)
 
-/* Take the store lock (flock LOCK_EX on ROOT/lock); returns the fd to close. */
+/* Let prune run (a container whose rootfs is mounted and recorded no longer needs the lock). */
+void store_release(struct image_store *s);
+/* Take the store lock (flock LOCK_EX on ROOT/lock, for images.json); returns the fd to close. */
 int store_lock(struct image_store *s, int *fd, struct isola_error **err);
+/* Trade the shared gc.lock for an exclusive one (prune). */
+int store_gc_lock(struct image_store *s, struct isola_error **err);
 
 /* Upper bounds for what outside input may make us hold or write. */
 #define BLOB_MAX_DOC (4u << 20)      /* a manifest, index or config held in memory */
@@ -193,7 +199,8 @@ int store_resolve(struct image_store *s, const char *what, struct image_entry *o
 /* Remove a name (or, given an id, every name of that image). */
 int store_untag(struct image_store *s, const char *what, bool force, char ***removed,
                 struct isola_error **err);
-/* Remove blobs and layers no named image references (and that no container uses). */
+/* Remove blobs and layers no named image references, and no container: a container records
+ * the manifest digest of its image in containers/ID/image. */
 int store_prune(struct image_store *s, uint64_t *freed_bytes, struct isola_error **err);
 
 /* Unpacked layers of an image, bottom first, unpacking what is missing (cached by diff_id,

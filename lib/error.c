@@ -92,6 +92,14 @@ void *xrealloc(void *p, size_t n)
   return p;
 }
 
+char *xstrndup(const char *s, size_t n)
+{
+  char *p = strndup(s, n);
+  if (!p)
+    abort();
+  return p;
+}
+
 char *xstrdup(const char *s)
 {
   if (!s)
