@@ -6,6 +6,7 @@ pkgs=(
   libjson-c-dev libseccomp-dev
   busybox-static python3 python3-pytest procps iproute2 util-linux strace
   crun runc podman containerd uidmap
+  debootstrap skopeo
 )
 missing=()
 for p in "${pkgs[@]}"; do
