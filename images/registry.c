@@ -132,6 +132,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     x->content_digest[0] = 0;
   } else if ((v = header_value(p, len, "WWW-Authenticate", &vlen))) {
     /* Several challenges may come in several headers: join them as one list. */
+    x->www_auth.max = AUTH_HEADER_MAX;
     if (x->www_auth.len)
       membuf_append(&x->www_auth, ", ", 2);
     membuf_append(&x->www_auth, v, vlen);
@@ -214,7 +215,7 @@ static void sanitize(char *out, size_t outsz, const char *in, size_t max)
 }
 
 /* "manifest unknown (HTTP 404)": the registry's {"errors":[{"code","message"}]} when present. */
-static int http_error(struct xfer *x, const char *what, struct isola_error **err)
+static int http_error(struct xfer *x, const char *what, const char *hint, struct isola_error **err)
 {
   char msg[256] = "";
   _cleanup_json_ struct json_object *doc = NULL;
@@ -659,7 +660,7 @@ static int token_fetch(struct registry *r, const struct challenge *c, struct iso
     goto out;
   }
   if (x.status < 200 || x.status > 299) {
-    ret = http_error(xp, "token server", err);
+    ret = http_error(xp, "token server", NULL, err);
     goto out;
   }
   _cleanup_json_ struct json_object *doc = NULL;
@@ -698,7 +699,7 @@ static int registry_authenticate(struct registry *r, struct xfer *x, const char 
 {
   struct challenge c = {0};
   if (x->www_auth.overflow || !challenge_parse(x->www_auth.data ? x->www_auth.data : "", &c))
-    return http_error(x, what, err);
+    return http_error(x, what, NULL, err);
   int ret;
   if (!strcasecmp(c.scheme, "Bearer")) {
     ret = token_fetch(r, &c, err);
@@ -732,8 +733,13 @@ static int registry_get(struct registry *r, const char *path, const char *accept
       return ret;
     if (x->status >= 200 && x->status <= 299)
       return 0;
-    if (x->status != 401 || attempt > 0)
-      return http_error(x, what, err);
+    if (x->status != 401 || attempt > 0) {
+      _cleanup_free_ char *hint = NULL;
+      if ((x->status == 401 || x->status == 403) && !r->username)
+        hint = xasprintf("; %s has no credentials for %s (try --authfile)",
+                         r->creds_source ? r->creds_source : "no auth file", r->registry);
+      return http_error(x, what, hint, err);
+    }
     ret = registry_authenticate(r, x, what, err);
     if (ret < 0)
       return ret;

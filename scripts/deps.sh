@@ -7,6 +7,7 @@ pkgs=(
   busybox-static python3 python3-pytest procps iproute2 util-linux strace
   crun runc podman containerd uidmap
   debootstrap skopeo
+  docker-registry python3-cryptography
 )
 missing=()
 for p in "${pkgs[@]}"; do
