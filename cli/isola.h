@@ -36,3 +36,10 @@ int isola_verb_rm(struct isola_cli *, int, char **, struct isola_error **);
 /* Open the store at cli->root (creating it), importing the embedded default image when the
  * store has no "busybox" yet and `want_default` is set. */
 int isola_open_store(struct isola_cli *cli, struct image_store **out, struct isola_error **err);
+
+#include "engine.h"
+/* Open the store and set up the engine for container verbs; close with isola_engine_close(). */
+int isola_engine_open(struct isola_cli *cli, struct engine *e, struct isola_error **err);
+void isola_engine_close(struct engine *e);
+/* "512m", "1g", "1048576" → bytes (binary units, as docker). */
+int isola_parse_size(const char *s, int64_t *out);

@@ -1,0 +1,443 @@
+/* config.json for an `isola run`: the image's config (Entrypoint, Cmd, Env, WorkingDir, User)
+ * under the run's flags, with docker's defaults for what neither says. */
+#include "engine.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* docker's default capability set for a container's root. */
+static const char *const default_caps[] = {
+    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",    "CAP_AUDIT_WRITE",
+};
+
+#define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static struct json_object *strv_json(char *const *v)
+{
+  struct json_object *a = json_object_new_array();
+  for (; v && *v; v++)
+    json_object_array_add(a, json_object_new_string(*v));
+  return a;
+}
+
+/* Set K=V in env, replacing an existing K. */
+static char **env_set(char **env, const char *kv)
+{
+  size_t klen = strcspn(kv, "=");
+  for (char **e = env; e && *e; e++)
+    if (!strncmp(*e, kv, klen) && (*e)[klen] == '=') {
+      free(*e);
+      *e = xstrdup(kv);
+      return env;
+    }
+  return strv_append(env, kv);
+}
+
+static bool env_has(char **env, const char *key)
+{
+  size_t n = strlen(key);
+  for (char **e = env; e && *e; e++)
+    if (!strncmp(*e, key, n) && (*e)[n] == '=')
+      return true;
+  return false;
+}
+
+/* A passwd/group line lookup in the rootfs: field 0 is the name, field 2 the id. */
+struct id_entry {
+  bool found;
+  unsigned long id, gid;
+  char home[256];
+};
+
+static int read_in_rootfs(const char *rootfs, const char *path, char **out)
+{
+  _cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return -errno;
+  int fd = open_in_root(rootfd, path, false, false, O_RDONLY, NULL);
+  if (fd < 0)
+    return fd;
+  _cleanup_close_ int f = fd;
+  size_t cap = 4 << 20;
+  _cleanup_free_ char *buf = xmalloc(cap + 1);
+  int n = read_all(f, buf, cap);
+  if (n < 0)
+    return n;
+  buf[n] = 0;
+  *out = steal_pointer(&buf);
+  return 0;
+}
+
+static void id_lookup(const char *text, const char *name, bool by_id, unsigned long want,
+                      struct id_entry *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (!text)
+    return;
+  for (const char *line = text; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t) (end - line) : strlen(line);
+    _cleanup_free_ char *l = xstrndup(line, len);
+    line += len + (end ? 1 : 0);
+    char *f[7] = {0};
+    size_t nf = 0;
+    for (char *p = l, *save = NULL; nf < 7;) {
+      char *sep = strchr(p, ':');
+      f[nf++] = p;
+      if (!sep)
+        break;
+      *sep = 0;
+      p = sep + 1;
+      (void) save;
+    }
+    if (nf < 3 || f[0][0] == '#')
+      continue;
+    uint64_t id;
+    if (parse_u64(f[2], &id) < 0)
+      continue;
+    if ((by_id && id == want) || (!by_id && !strcmp(f[0], name))) {
+      out->found = true;
+      out->id = id;
+      uint64_t g;
+      if (nf >= 4 && parse_u64(f[3], &g) == 0)
+        out->gid = g;
+      if (nf >= 6)
+        snprintf(out->home, sizeof(out->home), "%s", f[5]);
+      return;
+    }
+  }
+}
+
+/* Groups that list `name` as a member (/etc/group's fourth field). */
+static struct json_object *supplementary_gids(const char *group_text, const char *name,
+                                              unsigned long primary)
+{
+  struct json_object *a = json_object_new_array();
+  if (!group_text || !name)
+    return a;
+  for (const char *line = group_text; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t) (end - line) : strlen(line);
+    _cleanup_free_ char *l = xstrndup(line, len);
+    line += len + (end ? 1 : 0);
+    char *f[4] = {0};
+    size_t nf = 0;
+    for (char *p = l; nf < 4;) {
+      char *sep = strchr(p, ':');
+      f[nf++] = p;
+      if (!sep)
+        break;
+      *sep = 0;
+      p = sep + 1;
+    }
+    uint64_t gid;
+    if (nf < 4 || parse_u64(f[2], &gid) < 0 || gid == primary)
+      continue;
+    for (char *m = f[3], *save = NULL, *tok; (tok = strtok_r(m, ",", &save)); m = NULL)
+      if (!strcmp(tok, name)) {
+        json_object_array_add(a, json_object_new_int64(gid));
+        break;
+      }
+  }
+  return a;
+}
+
+/* "user", "uid", "user:group", "uid:gid" → uid, gid, groups, HOME, as docker resolves them. */
+static int resolve_user(const char *spec, const char *rootfs, struct json_object *user, char **home,
+                        struct isola_error **err)
+{
+  _cleanup_free_ char *passwd = NULL, *group = NULL, *u = xstrdup(spec && *spec ? spec : "0");
+  read_in_rootfs(rootfs, "/etc/passwd", &passwd);
+  read_in_rootfs(rootfs, "/etc/group", &group);
+  char *g = strchr(u, ':');
+  if (g)
+    *g++ = 0;
+  uint64_t uid, gid = 0;
+  struct id_entry pw;
+  bool numeric = parse_u64(u, &uid) == 0;
+  id_lookup(passwd, u, numeric, numeric ? uid : 0, &pw);
+  if (!numeric) {
+    if (!pw.found)
+      return isola_failx(err, ENOENT, "--user: no user \"%s\" in the image's /etc/passwd", u);
+    uid = pw.id;
+  }
+  if (uid > UINT32_MAX - 1)
+    return isola_failx(err, EINVAL, "--user: uid %s is out of range", u);
+  if (pw.found)
+    gid = pw.gid;
+  if (g) {
+    struct id_entry gr;
+    if (parse_u64(g, &gid) < 0) {
+      id_lookup(group, g, false, 0, &gr);
+      if (!gr.found)
+        return isola_failx(err, ENOENT, "--user: no group \"%s\" in the image's /etc/group", g);
+      gid = gr.id;
+    }
+    if (gid > UINT32_MAX - 1)
+      return isola_failx(err, EINVAL, "--user: gid %s is out of range", g);
+  }
+  json_object_object_add(user, "uid", json_object_new_int64((int64_t) uid));
+  json_object_object_add(user, "gid", json_object_new_int64((int64_t) gid));
+  _cleanup_free_ char *pname = NULL;
+  if (pw.found && passwd) {
+    /* The name of the uid, for group membership. */
+    if (numeric) {
+      for (const char *line = passwd; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t) (end - line) : strlen(line);
+        const char *c1 = memchr(line, ':', len);
+        if (c1) {
+          _cleanup_free_ char *name = xstrndup(line, c1 - line);
+          struct id_entry e2;
+          _cleanup_free_ char *l = xstrndup(line, len);
+          id_lookup(l, name, false, 0, &e2);
+          if (e2.found && e2.id == uid) {
+            pname = steal_pointer(&name);
+            break;
+          }
+        }
+        line += len + (end ? 1 : 0);
+      }
+    } else {
+      pname = xstrdup(u);
+    }
+  }
+  if (!g)
+    json_object_object_add(user, "additionalGids", supplementary_gids(group, pname, gid));
+  *home = xstrdup(pw.found && pw.home[0] ? pw.home : "/");
+  return 0;
+}
+
+static struct json_object *mount_json(const char *dest, const char *type, const char *src,
+                                      const char *const *opts)
+{
+  struct json_object *m = json_object_new_object();
+  json_object_object_add(m, "destination", json_object_new_string(dest));
+  json_object_object_add(m, "type", json_object_new_string(type));
+  json_object_object_add(m, "source", json_object_new_string(src));
+  struct json_object *o = json_object_new_array();
+  for (; opts && *opts; opts++)
+    json_object_array_add(o, json_object_new_string(*opts));
+  json_object_object_add(m, "options", o);
+  return m;
+}
+
+static bool path_is_clean_absolute(const char *p)
+{
+  if (p[0] != '/')
+    return false;
+  for (const char *s = p; (s = strstr(s, "/..")); s += 3)
+    if (s[3] == '/' || s[3] == 0)
+      return false;
+  return true;
+}
+
+int engine_make_spec(const struct run_request *req, const struct image_config *ic, const char *id,
+                     const char *rootfs, const char *cdir, struct json_object **out,
+                     struct isola_error **err)
+{
+  _cleanup_json_ struct json_object *o = spec_default_json(false);
+  struct json_object *proc = json_object_object_get(o, "process");
+  struct json_object *lin = json_object_object_get(o, "linux");
+  int r;
+
+  /* The command: entrypoint + cmd, as docker combines them. */
+  _cleanup_strv_ char **args = xzalloc(sizeof(char *));
+  if (req->entrypoint) {
+    if (*req->entrypoint)
+      args = strv_append(args, req->entrypoint);
+  } else {
+    for (char **e = ic->entrypoint; e && *e; e++)
+      args = strv_append(args, *e);
+  }
+  if (req->cmd && req->cmd[0]) {
+    for (char **c = req->cmd; *c; c++)
+      args = strv_append(args, *c);
+  } else if (!req->entrypoint) {
+    for (char **c = ic->cmd; c && *c; c++)
+      args = strv_append(args, *c);
+  }
+  if (!args[0])
+    return isola_failx(err, EINVAL,
+                       "no command: the image \"%s\" has no Entrypoint or Cmd, and "
+                       "none was given",
+                       req->image);
+  json_object_object_add(proc, "args", strv_json(args));
+  json_object_object_add(proc, "terminal", json_object_new_boolean(req->tty));
+  json_object_object_add(proc, "noNewPrivileges", json_object_new_boolean(false));
+
+  /* User and HOME. */
+  struct json_object *user = json_object_new_object();
+  json_object_object_add(proc, "user", user);
+  _cleanup_free_ char *home = NULL;
+  const char *uspec = req->user ? req->user : ic->user;
+  if ((r = resolve_user(uspec, rootfs, user, &home, err)) < 0)
+    return r;
+  bool is_root = json_object_get_int64(json_object_object_get(user, "uid")) == 0;
+
+  /* Environment: the image's, then -e, then what docker adds. */
+  _cleanup_strv_ char **env = xzalloc(sizeof(char *));
+  for (char **e = ic->env; e && *e; e++)
+    if (strchr(*e, '='))
+      env = env_set(env, *e);
+  for (char **e = req->env; e && *e; e++) {
+    if (strchr(*e, '=')) {
+      env = env_set(env, *e);
+    } else if (getenv(*e)) {
+      _cleanup_free_ char *kv = xasprintf("%s=%s", *e, getenv(*e));
+      env = env_set(env, kv);
+    }
+  }
+  if (!env_has(env, "PATH"))
+    env = env_set(env, DEFAULT_PATH_ENV);
+  const char *hostname = req->hostname ? req->hostname : NULL;
+  _cleanup_free_ char *short_id = xstrndup(id, 12);
+  if (!hostname)
+    hostname = req->network_host ? NULL : short_id;
+  _cleanup_free_ char *host_name_buf = NULL;
+  if (!hostname) {
+    char buf[256] = "";
+    gethostname(buf, sizeof(buf) - 1);
+    hostname = host_name_buf = xstrdup(buf);
+  }
+  {
+    _cleanup_free_ char *kv = xasprintf("HOSTNAME=%s", hostname);
+    if (!env_has(env, "HOSTNAME"))
+      env = env_set(env, kv);
+  }
+  if (req->tty && !env_has(env, "TERM"))
+    env = env_set(env, "TERM=xterm");
+  if (!env_has(env, "HOME")) {
+    _cleanup_free_ char *kv = xasprintf("HOME=%s", home);
+    env = env_set(env, kv);
+  }
+  json_object_object_add(proc, "env", strv_json(env));
+
+  const char *cwd = req->workdir ? req->workdir : ic->working_dir;
+  if (!cwd || !*cwd)
+    cwd = "/";
+  if (cwd[0] != '/')
+    return isola_failx(err, EINVAL, "--workdir: \"%s\" is not an absolute path", cwd);
+  json_object_object_add(proc, "cwd", json_object_new_string(cwd));
+
+  struct json_object *caps = json_object_new_object();
+  const char *sets[] = {"bounding", "effective", "permitted"};
+  for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
+    struct json_object *a = json_object_new_array();
+    /* A non-root user starts with none in effect, only the bound (as docker since 20.10). */
+    if (is_root || i == 0)
+      for (size_t k = 0; k < ARRAY_SIZE(default_caps); k++)
+        json_object_array_add(a, json_object_new_string(default_caps[k]));
+    json_object_object_add(caps, sets[i], a);
+  }
+  json_object_object_add(proc, "capabilities", caps);
+  struct json_object *rl = json_object_new_array(), *nofile = json_object_new_object();
+  json_object_object_add(nofile, "type", json_object_new_string("RLIMIT_NOFILE"));
+  /* docker's 1048576 open files, within what we may give (raising a hard limit needs
+   * CAP_SYS_RESOURCE). */
+  struct rlimit lim = {1048576, 1048576};
+  struct rlimit ours;
+  if (getrlimit(RLIMIT_NOFILE, &ours) == 0 && ours.rlim_max < lim.rlim_max)
+    lim.rlim_cur = lim.rlim_max = ours.rlim_max;
+  json_object_object_add(nofile, "hard", json_object_new_int64((int64_t)lim.rlim_max));
+  json_object_object_add(nofile, "soft", json_object_new_int64((int64_t)lim.rlim_cur));
+  json_object_array_add(rl, nofile);
+  json_object_object_add(proc, "rlimits", rl);
+
+  /* Root and hostname. */
+  struct json_object *root = json_object_new_object();
+  json_object_object_add(root, "path", json_object_new_string(rootfs));
+  json_object_object_add(root, "readonly", json_object_new_boolean(req->read_only));
+  json_object_object_add(o, "root", root);
+  if (req->network_host && !req->hostname)
+    json_object_object_del(o, "hostname");
+  else
+    json_object_object_add(o, "hostname", json_object_new_string(hostname));
+
+  /* Mounts: the defaults, /etc files, volumes, tmpfs. */
+  struct json_object *mounts = json_object_object_get(o, "mounts");
+  const char *etc[][2] = {
+      {"hosts", "/etc/hosts"}, {"hostname", "/etc/hostname"}, {"resolv.conf", "/etc/resolv.conf"}};
+  for (size_t i = 0; i < ARRAY_SIZE(etc); i++) {
+    _cleanup_free_ char *src = xasprintf("%s/%s", cdir, etc[i][0]);
+    const char *opts[] = {"rbind", "rprivate", req->read_only ? "ro" : "rw", NULL};
+    json_object_array_add(mounts, mount_json(etc[i][1], "bind", src, opts));
+  }
+  for (size_t i = 0; i < req->n_volumes; i++) {
+    const struct volume *v = &req->volumes[i];
+    if (!path_is_clean_absolute(v->host) || !path_is_clean_absolute(v->ctr))
+      return isola_failx(err, EINVAL, "-v %s:%s: both paths must be absolute, without \"..\"",
+                         v->host, v->ctr);
+    if (access(v->host, F_OK) < 0)
+      return isola_fail(err, errno, "-v %s:%s: cannot use \"%s\"", v->host, v->ctr, v->host);
+    const char *opts[] = {"rbind", "rprivate", v->readonly ? "ro" : "rw", NULL};
+    json_object_array_add(mounts, mount_json(v->ctr, "bind", v->host, opts));
+  }
+  for (char **t = req->tmpfs; t && *t; t++) {
+    _cleanup_free_ char *dest = xstrdup(*t);
+    char *extra = strchr(dest, ':');
+    if (extra)
+      *extra++ = 0;
+    if (!path_is_clean_absolute(dest))
+      return isola_failx(err, EINVAL, "--tmpfs %s: the path must be absolute, without \"..\"", *t);
+    const char *opts[] = {"nosuid", "nodev", "noexec", extra ? extra : "mode=1777", NULL};
+    json_object_array_add(mounts, mount_json(dest, "tmpfs", "tmpfs", opts));
+  }
+
+  /* Namespaces: the host's network with --network host. */
+  if (req->network_host) {
+    struct json_object *ns = json_object_object_get(lin, "namespaces"),
+                       *kept = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(ns); i++) {
+      struct json_object *n = json_object_array_get_idx(ns, i);
+      if (strcmp(json_object_get_string(json_object_object_get(n, "type")), "network"))
+        json_object_array_add(kept, json_object_get(n));
+    }
+    json_object_object_add(lin, "namespaces", kept);
+  }
+
+  /* Limits. */
+  struct json_object *res = json_object_object_get(lin, "resources");
+  if (req->memory) {
+    struct json_object *mem = json_object_new_object();
+    json_object_object_add(mem, "limit", json_object_new_int64(req->memory));
+    json_object_object_add(res, "memory", mem);
+  }
+  if (req->cpu_milli) {
+    struct json_object *cpu = json_object_new_object();
+    json_object_object_add(cpu, "period", json_object_new_int64(100000));
+    json_object_object_add(cpu, "quota", json_object_new_int64(req->cpu_milli * 100));
+    json_object_object_add(res, "cpu", cpu);
+  }
+  if (req->pids_limit) {
+    struct json_object *pids = json_object_new_object();
+    json_object_object_add(pids, "limit", json_object_new_int64(req->pids_limit));
+    json_object_object_add(res, "pids", pids);
+  }
+  _cleanup_free_ char *cgpath = xasprintf("/isola/%s", id);
+  json_object_object_add(lin, "cgroupsPath", json_object_new_string(cgpath));
+
+  struct json_object *ann = json_object_new_object();
+  json_object_object_add(ann, ISOLATION_ANNOTATION, json_object_new_string("process"));
+  json_object_object_add(o, "annotations", ann);
+  *out = steal_pointer(&o);
+  return 0;
+}
+
+int engine_user_ids(const char *spec, const char *rootfs, uint32_t *uid, uint32_t *gid,
+                    struct isola_error **err)
+{
+  _cleanup_json_ struct json_object *user = json_object_new_object();
+  _cleanup_free_ char *home = NULL;
+  int r = resolve_user(spec, rootfs, user, &home, err);
+  if (r < 0)
+    return r;
+  *uid = (uint32_t) json_object_get_int64(json_object_object_get(user, "uid"));
+  *gid = (uint32_t) json_object_get_int64(json_object_object_get(user, "gid"));
+  return 0;
+}
