@@ -397,7 +397,9 @@ out:
 static int entry_get(struct load *l, const char *name, struct load_entry **out,
                      struct isola_error **err)
 {
-  _cleanup_free_ char *cur = xstrdup(name);
+  _cleanup_free_ char *cur = NULL;
+  if (name_normalize(name, &cur, NULL) < 0)
+    return isola_failx(err, ENOENT, "no entry \"%.200s\" in the archive", name);
   for (int depth = 0; depth <= LOAD_MAX_LINK_DEPTH; depth++) {
     struct load_entry *e = entry_find(l, cur);
     if (!e && l->dirfd >= 0) {
