@@ -6,6 +6,9 @@
 #include <time.h>
 
 #define MAX_PROGRESS_LINES 1000
+#define PULL_USAGE                                                                                 \
+  "isola pull [--platform OS/ARCH] [--authfile FILE] [--tls-verify=false] [-q] "                   \
+  "NAME[:TAG|@DIGEST]"
 
 struct pull_display {
   bool tty;
@@ -101,19 +104,33 @@ static const char *host_arch(void)
 
 int isola_verb_pull(struct isola_cli *cli, int argc, char **argv, struct isola_error **err)
 {
-  bool tls_verify = true, insecure = false, quiet = false;
+  bool tls_verify = true, insecure = false, quiet = false, help = false;
   const char *platform = NULL, *authfile = NULL;
-  const struct opt opts[] = {
-      {"tls-verify", 0, OPT_BOOL, &tls_verify}, {"insecure", 0, OPT_BOOL, &insecure},
-      {"platform", 0, OPT_STR, &platform},      {"authfile", 0, OPT_STR, &authfile},
-      {"quiet", 'q', OPT_BOOL, &quiet},         {NULL, 0, 0, NULL}};
-  int first = opts_parse("pull", opts, argc, argv, err);
+  const struct opt opts[] = {{"tls-verify", 0, OPT_BOOL, &tls_verify},
+                             {"insecure", 0, OPT_BOOL, &insecure},
+                             {"platform", 0, OPT_STR, &platform},
+                             {"authfile", 0, OPT_STR, &authfile},
+                             {"quiet", 'q', OPT_BOOL, &quiet},
+                             {"help", 'h', OPT_BOOL, &help},
+                             {NULL, 0, 0, NULL}};
+  /* argv[0] is the verb. */
+  int first = opts_parse("pull", opts, argc - 1, argv + 1, err);
   if (first < 0)
     return cli->fail_status;
+  first += 1;
+  if (help) {
+    printf("usage: %s\n\n"
+           "  --platform OS/ARCH   the image to choose from a multi-platform index\n"
+           "  --authfile FILE      credentials (default $REGISTRY_AUTH_FILE,\n"
+           "                       /run/containers/UID/auth.json, ~/.docker/config.json)\n"
+           "  --tls-verify=false   plain HTTP and no certificate checks (also --insecure)\n"
+           "  -q, --quiet          print only the manifest digest\n"
+           "Registries on localhost, 127.0.0.0/8 and ::1 are spoken to over plain HTTP.\n",
+           PULL_USAGE);
+    return 0;
+  }
   if (argc - first != 1) {
-    isola_failx(err, EINVAL,
-                "pull: usage: isola pull [--platform OS/ARCH] [--authfile FILE] "
-                "[--tls-verify=false] [-q] NAME[:TAG|@DIGEST]");
+    isola_failx(err, EINVAL, "pull: usage: %s", PULL_USAGE);
     return cli->fail_status;
   }
   const char *ref = argv[first];

@@ -234,8 +234,8 @@ static int http_error(struct xfer *x, const char *what, const char *hint, struct
   isola_error_free(&ignored);
   int code = x->status == 404 ? ENOENT : x->status == 401 || x->status == 403 ? EACCES : EIO;
   if (x->status == 401 || x->status == 403)
-    return isola_failx(err, code, "%s: unauthorized%s%s (HTTP %ld)", what, msg[0] ? ": " : "", msg,
-                       x->status);
+    return isola_failx(err, code, "%s: unauthorized%s%s (HTTP %ld)%s", what, msg[0] ? ": " : "",
+                       msg, x->status, hint ? hint : "");
   if (!msg[0])
     return isola_failx(err, code, "%s: HTTP %ld from %s", what, x->status, x->r->host);
   return isola_failx(err, code, "%s: %s (HTTP %ld)", what, msg, x->status);

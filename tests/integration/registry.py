@@ -288,7 +288,14 @@ def token_registry(tmp_path_factory):
 class FakeHandler(QuietHandler):
     def do_GET(self):
         fake = self.server.owner
+        auth = self.headers.get("Authorization")
         fake.requests.append(self.path)
+        fake.authorizations.append(auth)
+        if fake.basic and auth != "Basic " + base64.b64encode(
+                ":".join(fake.basic).encode()).decode():
+            return self.send_json(401, {"errors": [{"code": "UNAUTHORIZED",
+                                                    "message": "authentication required"}]},
+                                  [("WWW-Authenticate", 'Basic realm="fake, with a comma"')])
         parts = urllib.parse.urlparse(self.path).path.split("/")
         # /v2/<repo...>/(manifests|blobs)/<ref>
         if self.path in ("/v2/", "/v2"):
@@ -307,6 +314,12 @@ class FakeHandler(QuietHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            return
+        if fake.redirect_blobs:
+            self.send_response(307)
+            self.send_header("Location", f"{fake.redirect_blobs}/v2/elsewhere/blobs/{ref}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         data = fake.blob(ref)
         if data is None:
@@ -334,7 +347,9 @@ class FakeRegistry(ThreadedServer):
     """Serves the blobs of OCI layout `layout` under any repository name; `tags` maps tags to
     manifest digests. Misbehaviour per blob digest: corrupt (first byte flipped), extra (bytes
     appended past the declared size), stall_at (send that many bytes, set `stalled`, then wait
-    for `release`)."""
+    for `release`). basic=(user, password) demands Basic auth; redirect_blobs="http://HOST:PORT"
+    answers blob requests with a redirect there. `requests` and `authorizations` record what
+    came in."""
 
     def __init__(self, layout, tags):
         self.layout = layout
@@ -345,6 +360,9 @@ class FakeRegistry(ThreadedServer):
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.requests = []
+        self.authorizations = []
+        self.basic = None
+        self.redirect_blobs = None
         super().__init__(FakeHandler)
         self.host = f"127.0.0.1:{self.port}"
 
