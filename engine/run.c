@@ -256,7 +256,8 @@ static int monitor_run(struct monitor *m, int *status, struct isola_error **err)
   sigprocmask(SIG_BLOCK, &set, &old);
 
   _cleanup_free_ char *bundle = xasprintf("%s/bundle", m->cdir),
-                      *sock_path = xasprintf("%s/console.sock", m->cdir),
+                      /* sun_path holds 108 bytes: not below a store that may be deep. */
+      *sock_path = xasprintf("/run/isola-console-%.16s.sock", rec->id),
                       *out_log = xasprintf("%s/stdout.log", m->cdir),
                       *err_log = xasprintf("%s/stderr.log", m->cdir);
   _cleanup_close_ int log_out = open(out_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -566,6 +567,13 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
   if ((r = engine_make_spec(req, ic, id, rootfs, cdir, &spec, err)) < 0)
     goto fail;
   {
+    struct json_object *args =
+        json_object_object_get(json_object_object_get(spec, "process"), "args");
+    strv_free(rec->command);
+    rec->command = xzalloc(sizeof(char *));
+    for (size_t i = 0; i < json_object_array_length(args); i++)
+      rec->command =
+          strv_append(rec->command, json_object_get_string(json_object_array_get_idx(args, i)));
     struct json_object *hn = json_object_object_get(spec, "hostname");
     char host[256] = "";
     if (!hn)

@@ -344,8 +344,8 @@ int engine_make_spec(const struct run_request *req, const struct image_config *i
   struct rlimit ours;
   if (getrlimit(RLIMIT_NOFILE, &ours) == 0 && ours.rlim_max < lim.rlim_max)
     lim.rlim_cur = lim.rlim_max = ours.rlim_max;
-  json_object_object_add(nofile, "hard", json_object_new_int64((int64_t)lim.rlim_max));
-  json_object_object_add(nofile, "soft", json_object_new_int64((int64_t)lim.rlim_cur));
+  json_object_object_add(nofile, "hard", json_object_new_int64((int64_t) lim.rlim_max));
+  json_object_object_add(nofile, "soft", json_object_new_int64((int64_t) lim.rlim_cur));
   json_object_array_add(rl, nofile);
   json_object_object_add(proc, "rlimits", rl);
 
