@@ -73,6 +73,7 @@ int manifest_parse(const char *text, size_t len, struct image_manifest **out,
   if (manifest_is_index(text, len))
     return isola_failx(err, EMEDIUMTYPE, "image manifest: an index, not a manifest");
   struct image_manifest *m = xzalloc(sizeof(*m));
+  _cleanup_free_ char *cfg_mt = NULL;
   int64_t schema = 0;
   bool has_schema = false;
   struct json_object *cfg, *layers;
@@ -95,7 +96,6 @@ int manifest_parse(const char *text, size_t len, struct image_manifest **out,
     r = jfail(&c, "config", "missing");
     goto fail;
   }
-  _cleanup_free_ char *cfg_mt = NULL;
   if ((r = parse_descriptor(&c, cfg, "config", &cfg_mt, &m->config_digest, &m->config_size)) < 0)
     goto fail;
   if ((r = jget_arr(&c, o, "", "layers", &layers)) < 0)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import BUILDS, TOP
 
-UNIT = ["test_spec", "test_util", "test_seccomp", "test_cgroup"]
+UNIT = ["test_spec", "test_util", "test_seccomp", "test_cgroup", "test_embedded", "test_images"]
 
 
 @pytest.mark.parametrize("build", BUILDS)
