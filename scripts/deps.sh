@@ -2,9 +2,9 @@
 # Installs what isola needs to build and test on Debian 12 (as root). Quiet when all is there.
 set -euo pipefail
 pkgs=(
-  build-essential meson ninja-build pkg-config clang-format
+  build-essential meson ninja-build pkg-config clang clang-format
   libjson-c-dev libseccomp-dev
-  busybox-static python3 python3-pytest procps iproute2 util-linux strace
+  busybox-static python3 python3-pytest procps iproute2 util-linux strace zstd
   crun runc podman containerd uidmap
   debootstrap skopeo
   docker-registry python3-cryptography
