@@ -119,15 +119,22 @@ def set_annotations(layout, annotations):
         json.dump(idx, f)
 
 
-def docker_entries(img, layers, tags):
-    """A docker-archive (docker save before 25: <id>/layer.tar, uncompressed) of an image
-    written by oci_builder, from its uncompressed layer tars."""
-    cfg = img["config_digest"][7:] + ".json"
+def docker_entries(img, layers, tags, style="legacy"):
+    """A docker-archive of an image written by oci_builder, from its uncompressed layer tars:
+    as docker save wrote it before 25 (<id>/layer.tar), or since (blobs/sha256/HEX)."""
+    if style == "legacy":
+        cfg = img["config_digest"][7:] + ".json"
+    else:
+        cfg = "blobs/sha256/" + img["config_digest"][7:]
     entries, names = [(cfg, img["config"])], []
     for tar in layers:
         d = oci.digest_of(tar)[7:]
-        entries += [(d + "/", None), (d + "/VERSION", b"1.0"), (d + "/layer.tar", tar)]
-        names.append(d + "/layer.tar")
+        if style == "legacy":
+            entries += [(d + "/", None), (d + "/VERSION", b"1.0"), (d + "/layer.tar", tar)]
+            names.append(d + "/layer.tar")
+        else:
+            entries.append(("blobs/sha256/" + d, tar))
+            names.append("blobs/sha256/" + d)
     manifest = [{"Config": cfg, "RepoTags": tags, "Layers": names}]
     return entries + [("manifest.json", json.dumps(manifest).encode()),
                       ("repositories", b"{}")]
@@ -222,10 +229,11 @@ def test_load_stdin(isola, images, tmp_path):
     check_multi(isola, "piped:7", images["img"], run=False)
 
 
-def test_load_docker_archive(isola, images, tmp_path):
+@pytest.mark.parametrize("style", ["legacy", "blobs"])
+def test_load_docker_archive(isola, images, tmp_path, style):
     img = images["img"]
-    tar = tar_entries(docker_entries(img, images["layers"], ["dock:1", "localhost/dock:2"]),
-                      str(tmp_path / "d.tar"))
+    tar = tar_entries(docker_entries(img, images["layers"], ["dock:1", "localhost/dock:2"],
+                                     style), str(tmp_path / "d.tar"))
     r = isola.ok("load", "-i", tar)
     assert r.stdout == "Loaded image: dock:1\nLoaded image: localhost/dock:2\n"
     check_multi(isola, "dock:1", img)
@@ -295,7 +303,8 @@ def test_podman_and_skopeo_archives(isola, images, podman, tmp_path):
     podman("save", "--format", "docker-archive", "-o", pd, "pm:1")
     podman("save", "--format", "oci-archive", "-o", po, "pm:1")
     sk = str(tmp_path / "skopeo-docker.tar")
-    r = subprocess.run(["skopeo", "copy", "oci-archive:" + po, "docker-archive:" + sk + ":sk/opeo:2"],
+    r = subprocess.run(["skopeo", "copy", "oci-archive:" + po,
+                        "docker-archive:" + sk + ":sk/opeo:2"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     # podman's docker-archive links <id>/layer.tar to <diff_id>.tar: the links are followed.
@@ -351,7 +360,8 @@ def test_save_load_round_trip(isola, images, podman, tmp_path, fmt):
     # podman reads what we write.
     podman("load", "-i", out)
     ids = podman_ids(podman)
-    assert ids.get("docker.io/library/trip:1") in (img["config_digest"], img["config_digest"][7:]), ids
+    assert ids.get("docker.io/library/trip:1") in (img["config_digest"],
+                                                   img["config_digest"][7:]), ids
 
 
 def test_save_errors(isola, images, tmp_path):
@@ -387,7 +397,8 @@ def hostile_archives(images, d):
     out["not-a-tar"] = (os.path.join(d, "notar"), "not a docker-archive or OCI image layout")
     open(os.path.join(d, "empty"), "wb").close()
     out["empty"] = (os.path.join(d, "empty"), "not a docker-archive or OCI image layout")
-    put("no-manifest", [("hello.txt", b"hi\n"), ("x.json", b"{}")], "no manifest.json or index.json")
+    put("no-manifest", [("hello.txt", b"hi\n"), ("x.json", b"{}")],
+        "no manifest.json or index.json")
     put("missing-layer", [e for e in good if not e[0].endswith("layer.tar")], "layer.tar")
     # A blob whose content is not what its name says.
     layout_tar = layout_entries(images["multi"])
@@ -417,10 +428,17 @@ def hostile_archives(images, d):
         "../../etc/passwd")
     put("bad-tag", [(n, data.replace(b"bad:1", b"BAD/Up:1") if n == "manifest.json" else data)
                     for n, data in good], "RepoTags[0]")
+    # A header claiming 100 GiB (pax size record), with no data behind it.
+    with open(os.path.join(d, "absurd.tar"), "wb") as f, \
+            tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("blobs/sha256/" + "0" * 64)
+        ti.size = 100 << 30
+        t.addfile(ti)
+    out["absurd-size"] = (os.path.join(d, "absurd.tar"), "claims 107374182400 bytes")
     return out
 
 
-HOSTILE = ["not-a-tar", "empty", "no-manifest", "missing-layer", "blob-mismatch",
+HOSTILE = ["absurd-size", "not-a-tar", "empty", "no-manifest", "missing-layer", "blob-mismatch",
            "diff-id-mismatch", "truncated", "truncated-gzip", "huge-json", "bad-json",
            "not-json", "traversal", "absolute", "config-traversal", "bad-tag"]
 
@@ -458,7 +476,9 @@ def store_leftovers(root):
             p = os.path.normpath(os.path.join(rel, f))
             if rel == "blobs/sha256" and len(f) == 64:
                 continue
-            if p in ("images.json", "lock", "gc.lock") or (rel == "layers/sha256" and f.endswith(".lock")):
+            if p in ("images.json", "lock", "gc.lock"):
+                continue
+            if rel == "layers/sha256" and f.endswith(".lock"):
                 continue
             if rel.startswith("layers/sha256/") or rel.endswith("-run") or "containers" in rel:
                 continue
