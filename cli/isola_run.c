@@ -50,7 +50,8 @@ int isola_verb_run(struct isola_cli *cli, int argc, char **argv, struct isola_er
 {
   struct run_request req = {0};
   const char *isolation = "process", *network = "none", *memory = NULL, *cpus = NULL, *pids = NULL;
-  _cleanup_strv_ char **env = NULL, **env_files = NULL, **volumes = NULL, **tmpfs = NULL;
+  _cleanup_strv_ char **env = NULL, **env_files = NULL, **volumes = NULL, **tmpfs = NULL,
+                      **security = NULL;
   bool help = false;
   const struct opt opts[] = {
       {"isolation", 0, OPT_STR, &isolation},
@@ -73,6 +74,7 @@ int isola_verb_run(struct isola_cli *cli, int argc, char **argv, struct isola_er
       {"network", 0, OPT_STR, &network},
       {"net", 0, OPT_STR, &network},
       {"hostname", 'h', OPT_STR, &req.hostname},
+      {"security-opt", 0, OPT_STRLIST, &security},
       {"help", 0, OPT_BOOL, &help},
       {NULL, 0, 0, NULL},
   };
@@ -84,7 +86,8 @@ int isola_verb_run(struct isola_cli *cli, int argc, char **argv, struct isola_er
     printf("usage: isola run [--isolation=process|vm] [-i] [-t] [--rm] [-d] [--name N] [-e K=V]\n"
            "  [--env-file F] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-v HOST:CTR[:ro]]\n"
            "  [--tmpfs DIR] [--read-only] [--memory M] [--cpus N] [--pids-limit N]\n"
-           "  [--network none|host] [--hostname H] IMAGE [CMD...]\n");
+           "  [--network none|host] [--hostname H] [--security-opt seccomp=unconfined]\n"
+           "  IMAGE [CMD...]\n");
     return 0;
   }
   if (first >= argc) {
@@ -123,6 +126,17 @@ int isola_verb_run(struct isola_cli *cli, int argc, char **argv, struct isola_er
       (parse_i64(pids, &req.pids_limit) < 0 || req.pids_limit < -1 || req.pids_limit == 0)) {
     isola_failx(err, EINVAL, "run: --pids-limit: \"%s\" is not a positive number (or -1)", pids);
     return EXIT_ENGINE;
+  }
+  for (char **o = security; o && *o; o++) {
+    if (!strcmp(*o, "seccomp=unconfined") || !strcmp(*o, "seccomp:unconfined")) {
+      req.seccomp_unconfined = true;
+    } else {
+      isola_failx(err, EINVAL,
+                  "run: --security-opt: \"%s\" is not supported (only "
+                  "seccomp=unconfined)",
+                  *o);
+      return EXIT_ENGINE;
+    }
   }
   if (req.pids_limit == -1)
     req.pids_limit = 0;

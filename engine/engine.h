@@ -39,8 +39,9 @@ struct run_request {
   size_t n_volumes;
   char **tmpfs;
   bool read_only, interactive, tty, rm, detach, network_host;
-  int64_t memory;    /* bytes, 0 = none */
-  int64_t cpu_milli; /* 1000 = one CPU, 0 = none */
+  bool seccomp_unconfined; /* --security-opt seccomp=unconfined */
+  int64_t memory;          /* bytes, 0 = none */
+  int64_t cpu_milli;       /* 1000 = one CPU, 0 = none */
   int64_t pids_limit;
   enum isolation isolation;
 };

@@ -227,6 +227,115 @@ static struct json_object *mount_json(const char *dest, const char *type, const 
   return m;
 }
 
+/* The default seccomp filter: everything allowed but what lets a container reach past its
+ * namespaces and capabilities (as docker's default profile, written as a deny list): kernel
+ * keyrings, modules, kexec, bpf, perf, userfaultfd, io_uring, the mount API, clock and time
+ * changes, and new namespaces (above all user namespaces, which need no capability). clone3 gets
+ * ENOSYS so that libc falls back to clone, whose flags the filter can see. */
+static const char *const denied_syscalls[] = {
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "umount2",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+};
+
+#define NEW_NAMESPACE_FLAGS                                                                        \
+  (0x00020000 /* NEWNS */ | 0x02000000 /* NEWCGROUP */ | 0x04000000 /* NEWUTS */ |                 \
+   0x08000000 /* NEWIPC */ | 0x10000000 /* NEWUSER */ | 0x20000000 /* NEWPID */ |                  \
+   0x40000000 /* NEWNET */ | 0x00000080 /* NEWTIME */)
+
+static struct json_object *seccomp_rule(const char *name, const char *action, int errno_ret)
+{
+  struct json_object *r = json_object_new_object(), *names = json_object_new_array();
+  json_object_array_add(names, json_object_new_string(name));
+  json_object_object_add(r, "names", names);
+  json_object_object_add(r, "action", json_object_new_string(action));
+  json_object_object_add(r, "errnoRet", json_object_new_int(errno_ret));
+  return r;
+}
+
+static struct json_object *default_seccomp(void)
+{
+  struct json_object *sc = json_object_new_object(), *rules = json_object_new_array();
+  json_object_object_add(sc, "defaultAction", json_object_new_string("SCMP_ACT_ALLOW"));
+  struct json_object *arches = json_object_new_array();
+  const char *const arch_names[] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+  for (size_t i = 0; i < ARRAY_SIZE(arch_names); i++)
+    json_object_array_add(arches, json_object_new_string(arch_names[i]));
+  json_object_object_add(sc, "architectures", arches);
+  struct json_object *r = json_object_new_object(), *names = json_object_new_array();
+  for (size_t i = 0; i < ARRAY_SIZE(denied_syscalls); i++)
+    json_object_array_add(names, json_object_new_string(denied_syscalls[i]));
+  json_object_object_add(r, "names", names);
+  json_object_object_add(r, "action", json_object_new_string("SCMP_ACT_ERRNO"));
+  json_object_object_add(r, "errnoRet", json_object_new_int(EPERM));
+  json_object_array_add(rules, r);
+  json_object_array_add(rules, seccomp_rule("clone3", "SCMP_ACT_ERRNO", ENOSYS));
+  /* One rule per namespace flag: clone(flags) is argument 0, unshare(flags) too. */
+  const char *const ns_calls[] = {"clone", "unshare"};
+  for (size_t c = 0; c < ARRAY_SIZE(ns_calls); c++)
+    for (unsigned bit = 0; bit < 32; bit++) {
+      unsigned long flag = 1ul << bit;
+      if (!(NEW_NAMESPACE_FLAGS & flag))
+        continue;
+      struct json_object *rule = seccomp_rule(ns_calls[c], "SCMP_ACT_ERRNO", EPERM);
+      struct json_object *args = json_object_new_array(), *a = json_object_new_object();
+      json_object_object_add(a, "index", json_object_new_int(0));
+      json_object_object_add(a, "value", json_object_new_int64((int64_t) flag));
+      json_object_object_add(a, "valueTwo", json_object_new_int64((int64_t) flag));
+      json_object_object_add(a, "op", json_object_new_string("SCMP_CMP_MASKED_EQ"));
+      json_object_array_add(args, a);
+      json_object_object_add(rule, "args", args);
+      json_object_array_add(rules, rule);
+    }
+  json_object_object_add(sc, "syscalls", rules);
+  return sc;
+}
+
 static bool path_is_clean_absolute(const char *p)
 {
   if (p[0] != '/')
@@ -421,6 +530,9 @@ int engine_make_spec(const struct run_request *req, const struct image_config *i
   }
   _cleanup_free_ char *cgpath = xasprintf("/isola/%s", id);
   json_object_object_add(lin, "cgroupsPath", json_object_new_string(cgpath));
+
+  if (!req->seccomp_unconfined)
+    json_object_object_add(lin, "seccomp", default_seccomp());
 
   struct json_object *ann = json_object_new_object();
   json_object_object_add(ann, ISOLATION_ANNOTATION, json_object_new_string("process"));

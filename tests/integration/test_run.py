@@ -331,3 +331,43 @@ def test_a_killed_monitor_is_cleaned_by_rm(isola):
     r = isola("wait", cid)
     assert r.returncode == 1 and "unknown" in r.stderr
     isola.ok("rm", cid)  # the fixture checks mounts, cgroups and state are gone
+
+
+def test_concurrent_first_runs_share_one_unpack(isola):
+    """Several runs on an empty store: each loads the embedded image and needs its layer; the
+    store's locks make them share one unpacked copy, and every run works."""
+    procs = [subprocess.Popen(isola.cmd("run", "--rm", "busybox", "echo", f"run{i}"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, outs
+    assert sorted(o for o, _ in outs) == [f"run{i}\n" for i in range(6)]
+    layers = os.listdir(os.path.join(isola.root, "layers", "sha256"))
+    assert len([l for l in layers if "." not in l]) == 1, layers
+    assert not [l for l in layers if l.endswith(".partial")], layers
+    assert len(isola.json("images", "--format", "json")) == 1
+
+
+def test_prune_during_runs_keeps_what_they_use(isola):
+    isola.ok("run", "--rm", "busybox", "true")
+    isola.ok("rmi", "busybox")
+    cid = isola.ok("run", "-d", "busybox", "sleep", "30").stdout.strip()  # reloads the image
+    isola.ok("rmi", "-f", "busybox")
+    isola.ok("system", "prune")
+    # The running container's image data survived, and it still works.
+    assert isola.ok("exec", cid, "echo", "alive").stdout == "alive\n"
+    isola.ok("rm", "-f", cid)
+    isola.ok("system", "prune")
+    assert os.listdir(os.path.join(isola.root, "layers", "sha256")) == []
+
+
+def test_default_seccomp_blocks_new_namespaces_and_keyrings(isola):
+    script = ("unshare -U true 2>/dev/null; echo userns=$?; unshare -n true 2>/dev/null;"
+              "echo netns=$?; echo ok > /tmp/f && cat /tmp/f")
+    r = isola.ok("run", "--rm", "busybox", "sh", "-c", script)
+    assert r.stdout == "userns=1\nnetns=1\nok\n"
+    r = isola.ok("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+                 "unshare -U true; echo userns=$?")
+    assert r.stdout == "userns=0\n"
+    r = isola("run", "--rm", "--security-opt", "apparmor=x", "busybox", "true")
+    assert r.returncode == 125 and "--security-opt" in r.stderr
