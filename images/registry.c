@@ -636,6 +636,8 @@ static int token_fetch(struct registry *r, const struct challenge *c, struct iso
   curl_free(scope);
   curl_free(service);
 
+  /* Declared before the first goto: a cleanup variable must never be jumped over. */
+  _cleanup_json_ struct json_object *doc = NULL;
   struct xfer x = {.r = r, .doc = {.max = TOKEN_REPLY_MAX}, .errbody = {.max = ERROR_BODY_MAX}};
   struct xfer *xp = &x;
   enum registry_auth saved = r->auth;
@@ -663,7 +665,6 @@ static int token_fetch(struct registry *r, const struct challenge *c, struct iso
     ret = http_error(xp, "token server", NULL, err);
     goto out;
   }
-  _cleanup_json_ struct json_object *doc = NULL;
   struct json_object *t;
   ret = json_parse_doc(x.doc.data ? x.doc.data : "", x.doc.len, "token reply", &doc, err);
   if (ret < 0)
