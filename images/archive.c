@@ -414,11 +414,13 @@ static int entry_get(struct load *l, const char *name, struct load_entry **out,
         return isola_fail(err, errno, "cannot open \"%s\"", cur);
       if (!S_ISREG(st.st_mode))
         return isola_failx(err, EINVAL, "\"%s\" is not a regular file", cur);
+      /* Any file the manifest names is a blob here; one named by a digest is checked. */
       char expected[DIGEST_LEN + 1];
       struct entry_reader rd = {.a = NULL, .fd = fd};
-      int r = is_doc_name(cur)
-                  ? entry_doc(l, &rd, cur, err)
-                  : (is_blob_name(cur, expected), entry_store(l, &rd, cur, expected, err));
+      bool doc = is_doc_name(cur);
+      if (!doc)
+        is_blob_name(cur, expected);
+      int r = doc ? entry_doc(l, &rd, cur, err) : entry_store(l, &rd, cur, expected, err);
       if (r < 0)
         return r;
       e = &l->v[l->n - 1];
