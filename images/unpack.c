@@ -580,6 +580,8 @@ static int dir_time_cmp(const void *a, const void *b)
  * replaced since (another inode at that path now) is left alone. */
 static int apply_dir_times(struct unpacker *u, struct isola_error **err)
 {
+  if (u->n_dirs == 0)
+    return 0;
   qsort(u->dirs, u->n_dirs, sizeof(*u->dirs), dir_time_cmp);
   for (size_t i = 0; i < u->n_dirs; i++) {
     struct dir_time *d = &u->dirs[i];
