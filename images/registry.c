@@ -756,7 +756,8 @@ static int fetch_manifest(struct registry *r, const char *reference, const char 
                           struct isola_error **err)
 {
   _cleanup_free_ char *path = xasprintf("manifests/%s", reference);
-  _cleanup_free_ char *what = xasprintf("manifest %s", reference);
+  _cleanup_free_ char *what =
+      xasprintf(strncmp(reference, "sha256:", 7) ? "manifest \"%s\"" : "manifest %s", reference);
   struct xfer x = {.r = r, .doc = {.max = BLOB_MAX_DOC}, .errbody = {.max = ERROR_BODY_MAX}};
   int ret = registry_get(r, path, MANIFEST_ACCEPT, &x, what, err);
   if (ret < 0)
