@@ -354,7 +354,8 @@ out:
 /* ---- prune ---- */
 
 struct keep_set {
-  char **digests; /* hex of blobs and of layer diff_ids to keep */
+  char **blobs;  /* hex of the manifests, configs and layer blobs to keep */
+  char **layers; /* hex of the diff_ids (unpacked layers) to keep */
 };
 
 static void keep_image(struct image_store *s, const char *manifest, struct keep_set *k)
@@ -363,32 +364,32 @@ static void keep_image(struct image_store *s, const char *manifest, struct keep_
   size_t len, clen;
   struct image_manifest *m = NULL;
   struct image_config *c = NULL;
-  k->digests = strv_append(k->digests, manifest + 7);
+  k->blobs = strv_append(k->blobs, manifest + 7);
   if (store_read_blob(s, manifest, &text, &len, NULL) < 0 ||
       manifest_parse(text, len, &m, NULL) < 0)
     return;
-  k->digests = strv_append(k->digests, m->config_digest + 7);
+  k->blobs = strv_append(k->blobs, m->config_digest + 7);
   for (size_t i = 0; i < m->n_layers; i++)
-    k->digests = strv_append(k->digests, m->layers[i].digest + 7);
+    k->blobs = strv_append(k->blobs, m->layers[i].digest + 7);
   if (store_read_blob(s, m->config_digest, &ctext, &clen, NULL) == 0 &&
       image_config_parse(ctext, clen, &c, NULL) == 0)
     for (size_t i = 0; i < c->n_diff_ids; i++)
-      k->digests = strv_append(k->digests, c->diff_ids[i] + 7);
+      k->layers = strv_append(k->layers, c->diff_ids[i] + 7);
   manifest_free(m);
   image_config_free(c);
 }
 
-static bool kept(const struct keep_set *k, const char *name)
+static bool kept(char **keep, const char *name)
 {
-  for (char **d = k->digests; d && *d; d++)
+  for (char **d = keep; d && *d; d++)
     if (!strncmp(name, *d, DIGEST_HEX_LEN) &&
         (!name[DIGEST_HEX_LEN] || name[DIGEST_HEX_LEN] == '.'))
       return true;
   return false;
 }
 
-static int prune_dir(struct image_store *s, const char *dir, const struct keep_set *k,
-                     uint64_t *freed, struct isola_error **err)
+static int prune_dir(struct image_store *s, const char *dir, char **keep, uint64_t *freed,
+                     struct isola_error **err)
 {
   _cleanup_close_ int fd = openat(s->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
@@ -399,7 +400,7 @@ static int prune_dir(struct image_store *s, const char *dir, const struct keep_s
   fd = -1;
   _cleanup_strv_ char **victims = xzalloc(sizeof(char *));
   for (struct dirent *de; (de = readdir(d));) {
-    if (de->d_name[0] == '.' || kept(k, de->d_name))
+    if (de->d_name[0] == '.' || kept(keep, de->d_name))
       continue;
     victims = strv_append(victims, de->d_name);
   }
@@ -431,7 +432,7 @@ int store_prune(struct image_store *s, uint64_t *freed_bytes, struct isola_error
   _cleanup_json_ struct json_object *idx = NULL;
   if ((r = index_read(s, &idx, err)) < 0)
     return r;
-  struct keep_set k = {.digests = xzalloc(sizeof(char *))};
+  struct keep_set k = {.blobs = xzalloc(sizeof(char *)), .layers = xzalloc(sizeof(char *))};
   json_object_object_foreach (index_images(idx), name, e) {
     (void) name;
     const char *d = entry_manifest(e);
@@ -456,10 +457,11 @@ int store_prune(struct image_store *s, uint64_t *freed_bytes, struct isola_error
     closedir(cd);
   }
   uint64_t freed = 0;
-  r = prune_dir(s, "blobs/sha256", &k, &freed, err);
+  r = prune_dir(s, "blobs/sha256", k.blobs, &freed, err);
   if (r == 0)
-    r = prune_dir(s, "layers/sha256", &k, &freed, err);
-  strv_free(k.digests);
+    r = prune_dir(s, "layers/sha256", k.layers, &freed, err);
+  strv_free(k.blobs);
+  strv_free(k.layers);
   if (freed_bytes)
     *freed_bytes = freed;
   return r;
