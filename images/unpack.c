@@ -14,11 +14,12 @@
  * Policies (why):
  *  - absolute names ("/etc/x") are taken relative to the layer root, as docker and containerd
  *    do; images built by some tools carry them. ".." components are refused, never clamped.
- *  - char/block device nodes are created only when we run as root: the store is root's (0700),
- *    and inside a container device access goes through the runtime's device cgroup, as with
- *    docker. An unprivileged caller cannot create them (the kernel refuses) and the container's
- *    /dev is a fresh tmpfs anyway, so they are skipped there rather than failing the image.
- *    Whiteouts (0:0 character devices) are made in both cases (the kernel allows those).
+ *  - char/block device nodes are created when the kernel lets us (root with CAP_MKNOD): the
+ *    store is root's (0700), and inside a container device access goes through the runtime's
+ *    device cgroup, as with docker. Where mknod is refused (not root, or root of a user
+ *    namespace) they are skipped rather than failing the image: the container's /dev is a
+ *    fresh tmpfs anyway, and an image needs no device node elsewhere. Whiteouts (0:0
+ *    character devices) are always made (the kernel allows those to anyone).
  *  - xattrs named trusted.overlay.* or user.overlay.* in the tar are refused: overlayfs reads
  *    them from lower dirs (redirect, metacopy, opaque), so a layer could forge them to reach
  *    files of other layers. The opaque marker comes only from ".wh..wh..opq".
@@ -273,7 +274,6 @@ struct unpacker {
   const struct unpack_limits *limits;
   struct archive *archive;
   struct layer_stream stream;
-  bool may_mknod;
   char shown[SHOWN_MAX + 4]; /* the current entry's name as quoted in errors */
   /* The parent directory of the previous entry: consecutive entries mostly share it. */
   char parent_path[PATH_MAX];
@@ -693,14 +693,17 @@ static int unpack_dir(struct unpacker *u, int pfd, const char *name, const char 
 }
 
 /* Create a node that is never opened (symlink when symlink_target is set, else fifo or device
- * of `mode`), replacing what has its name. */
+ * of `mode`), replacing what has its name. Returns 1 when `eperm_skips` and mknod is refused
+ * with EPERM (see the device policy at the top). */
 static int make_node(struct unpacker *u, int pfd, const char *name, const char *symlink_target,
-                     mode_t mode, dev_t dev, struct isola_error **err)
+                     mode_t mode, dev_t dev, bool eperm_skips, struct isola_error **err)
 {
   for (int attempt = 0;; attempt++) {
     int r = symlink_target ? symlinkat(symlink_target, pfd, name) : mknodat(pfd, name, mode, dev);
     if (r == 0)
       return 0;
+    if (errno == EPERM && eperm_skips)
+      return 1;
     if (errno != EEXIST || attempt > 0)
       return entry_fail(u, err, errno, "cannot create it");
     r = remove_existing(u, pfd, name, err);
@@ -722,13 +725,12 @@ static int unpack_node(struct unpacker *u, int pfd, const char *name, struct arc
     if (!target || !*target)
       return entry_failx(u, err, EINVAL, "a symlink without a target");
   } else if (type == AE_IFCHR || type == AE_IFBLK) {
-    if (!u->may_mknod)
-      return 0; /* see the policy at the top */
     dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
   }
-  int r = make_node(u, pfd, name, target, type | 0600, dev, err);
-  if (r < 0)
-    return r;
+  bool is_device = type == AE_IFCHR || type == AE_IFBLK;
+  int r = make_node(u, pfd, name, target, type | 0600, dev, is_device, err);
+  if (r != 0)
+    return r < 0 ? r : 0; /* 1: a device node we may not make, skipped */
   struct target t = {.pfd = pfd, .name = name, .fd = -1, .is_symlink = type == AE_IFLNK};
   return apply_metadata(u, &t, e, true, err);
 }
@@ -779,7 +781,7 @@ static int unpack_whiteout(struct unpacker *u, int pfd, const char *name, struct
   if (!*hidden || !strcmp(hidden, ".") || !strcmp(hidden, ".."))
     return entry_failx(u, err, EPERM, "a whiteout of \"%s\" would remove outside its directory",
                        hidden);
-  return make_node(u, pfd, hidden, NULL, S_IFCHR, makedev(0, 0), err); /* mode 0, as docker */
+  return make_node(u, pfd, hidden, NULL, S_IFCHR, makedev(0, 0), false, err); /* mode 0 */
 }
 
 static int unpack_entry(struct unpacker *u, struct archive_entry *e, uint64_t nth,
@@ -874,7 +876,6 @@ int layer_unpack(int fd, int destfd, const struct unpack_limits *limits,
   struct unpacker u = {
       .limits = limits,
       .parentfd = -1,
-      .may_mknod = geteuid() == 0,
       .stream = {.fd = fd, .limits = limits},
   };
   u.stream.entry = u.shown;

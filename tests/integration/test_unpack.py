@@ -250,8 +250,8 @@ def test_whiteouts_and_overlay(tool, tmp_path):
 
 
 def test_devices_skipped_when_not_root(tool, tmp_path):
-    """The device policy: created as root (test_rich_layer), skipped for an unprivileged caller
-    (it cannot create them, and a container's /dev is a fresh tmpfs); whiteouts still made."""
+    """The device policy: created as root (test_rich_layer), skipped where mknod is refused (an
+    unprivileged caller; a container's /dev is a fresh tmpfs anyway); whiteouts still made."""
     i = H.info
     raw = H.tar(i("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3, uid=65534, gid=65534),
                 i("dev/sda", tarfile.BLKTYPE, devmajor=8, devminor=0, uid=65534, gid=65534),
@@ -355,3 +355,19 @@ def test_ratio_not_checked_before_threshold(tool, tmp_path):
     (tmp_path / "d2").mkdir()
     r = unpack(tool, tmp_path / "l", tmp_path / "d2", "--ratio-after", 1 << 20, check=False)
     assert r.returncode == 1 and "256 times" in r.stderr, r.stderr
+
+
+def test_devices_skipped_in_user_namespace(tool, tmp_path):
+    """Root of a user namespace may not mknod devices either: skipped, the rest unpacked."""
+    i = H.info
+    raw = H.tar(i("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3), i("f", data=b"x"),
+                i(".wh.old"))
+    (tmp_path / "layer").write_bytes(raw)
+    d = tmp_path / "d"
+    d.mkdir()
+    r = subprocess.run(["unshare", "--user", "--map-root-user", tool, str(tmp_path / "layer"),
+                        str(d)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.lexists(d / "dev/null")
+    assert (d / "f").read_bytes() == b"x"
+    assert stat.S_ISCHR(os.lstat(d / "old").st_mode) and os.lstat(d / "old").st_rdev == 0
