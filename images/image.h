@@ -220,6 +220,8 @@ int image_save(struct image_store *s, char *const *what, enum save_format fmt, i
                struct isola_error **err);
 
 /* ---- registry pulls (registry.c) ---- */
+/* Per blob: one already in the store gets a single call with finished set and done == total; a
+ * downloaded one gets done == 0 first, then throttled calls, then one with finished set. */
 struct pull_progress {
   void (*fn)(void *arg, const char *digest, uint64_t done, uint64_t total, bool finished);
   void *arg;

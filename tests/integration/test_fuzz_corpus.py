@@ -7,7 +7,7 @@ import pytest
 
 from conftest import BUILDS, TOP
 
-HARNESSES = {"fuzz_spec": "spec", "fuzz_cli": "cli", "fuzz_unpack": "unpack"}
+HARNESSES = {"fuzz_spec": "spec", "fuzz_cli": "cli", "fuzz_unpack": "unpack", "fuzz_images": "images"}
 
 
 @pytest.mark.parametrize("build", BUILDS)
