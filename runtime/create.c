@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <linux/keyctl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -30,6 +32,25 @@ struct init_args {
 
 /* ---------- in the container process ---------- */
 
+/* A new network namespace starts with its loopback down; programs expect 127.0.0.1 to work
+ * (docker and podman bring it up too). */
+static int loopback_up(struct isola_error **err)
+{
+  _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return isola_fail(err, errno, "cannot bring up the loopback interface");
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+    return isola_fail(err, errno, "cannot bring up the loopback interface");
+  if (ifr.ifr_flags & IFF_UP)
+    return 0;
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+    return isola_fail(err, errno, "cannot bring up the loopback interface");
+  return 0;
+}
+
 static int init_setup(struct init_args *a, char **state_json, char **exe, struct isola_error **err)
 {
   const struct oci_spec *s = a->spec;
@@ -42,6 +63,9 @@ static int init_setup(struct init_args *a, char **state_json, char **exe, struct
                         "linux.uidMappings: cannot become root in the user namespace"
                         " (is uid/gid 0 mapped?)");
   }
+  const struct oci_namespace *netns = spec_find_ns(s, NS_NETWORK);
+  if (netns && !netns->path && (r = loopback_up(err)) < 0)
+    return r;
   const struct oci_namespace *cgns = spec_find_ns(s, NS_CGROUP);
   if (cgns && !cgns->path && unshare(CLONE_NEWCGROUP) < 0)
     return isola_fail(err, errno, "cannot create the cgroup namespace");

@@ -140,6 +140,9 @@ def test_network_none_and_host(isola):
     r = isola.ok("run", "--rm", "busybox", "cat", "/proc/net/dev")
     ifaces = [l.split(":")[0].strip() for l in r.stdout.splitlines()[2:]]
     assert ifaces == ["lo"]
+    r = isola.ok("run", "--rm", "busybox", "sh", "-c",
+                 "ip link show lo; ping -c1 -W2 127.0.0.1 >/dev/null && echo loopback-works")
+    assert ",UP," in r.stdout and "loopback-works" in r.stdout, r.stdout
     r = isola.ok("run", "--rm", "--network", "host", "busybox", "cat", "/proc/net/dev")
     with open("/proc/net/dev") as f:
         host = sorted(l.split(":")[0].strip() for l in f.readlines()[2:])
@@ -246,6 +249,32 @@ def test_tty_through_a_pty(isola):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 5, out
     assert b"/dev/pts/0" in out and b"got:hello" in out, out
+
+
+def test_exec_tty_through_a_pty(isola):
+    isola.ok("run", "-d", "--name", "ttyhost", "busybox", "sleep", "60")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(isola.path, isola.cmd("exec", "-it", "ttyhost", "sh", "-c",
+                                       "tty; read x; echo got:$x; exit 4"))
+    os.write(fd, b"typed\n")
+    out = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 1)
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 4, out
+    assert b"/dev/pts/" in out and b"got:typed" in out, out
+    isola.ok("rm", "-f", "ttyhost")
 
 
 def test_vm_isolation_is_refused_until_it_exists(isola):
