@@ -524,3 +524,18 @@ def test_load_killed(isola, images, tmp_path):
     assert r.stdout == "Loaded image: big:1\n"
     assert isola.images()["docker.io/library/big:1"]["id"] == img2["config_digest"]
     assert store_leftovers(isola.root) == []
+
+
+def test_concurrent_loads_of_one_archive(isola, images, tmp_path):
+    """Four loads of the same image at once: blobs are linked once by digest, names written
+    under the store lock; every load succeeds and the store holds one image."""
+    procs = [subprocess.Popen(isola.cmd("load", "-i", images["multi"], "--name", "same:1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    assert list(isola.images()) == ["docker.io/library/same:1"]
+    for b in isola.blobs():
+        with open(os.path.join(isola.blob_dir(), b), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == b
+    assert isola.run_cat("same:1", "/etc/keep").returncode == 0

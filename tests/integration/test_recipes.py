@@ -13,6 +13,8 @@ import tempfile
 
 import pytest
 
+from isola_cli import isola  # noqa: F401 (fixture)
+
 from conftest import BUILDS, TOP
 
 RECIPES = os.path.join(TOP, "images", "recipes")
@@ -209,3 +211,29 @@ def test_debian_python_cached(debian_python, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "cached /var/cache/isola/recipes/debian-python-" in r.stdout
     assert out.read_bytes() == path.read_bytes()
+
+
+PY_WORKLOAD = r"""
+import http.server, json, sqlite3, threading, urllib.request
+db = sqlite3.connect(":memory:")
+db.execute("create table t (n integer)")
+db.executemany("insert into t values (?)", [(i,) for i in range(1000)])
+total = db.execute("select sum(n) from t").fetchone()[0]
+srv = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+body = urllib.request.urlopen(f"http://127.0.0.1:{srv.server_port}/etc/os-release").read()
+print(json.dumps({"sum": total, "debian": b"bookworm" in body}))
+"""
+
+
+def test_debian_python_runs_in_isola(debian_python, isola):
+    """The realistic image through the whole path: load, unpack, overlay, run a workload
+    (sqlite, threads, an HTTP server on the container's loopback) with process isolation."""
+    path, _ = debian_python
+    isola.ok("load", "-i", path)
+    r = isola.ok("run", "--rm", "-w", "/", "isola.dev/debian-python:12", "python3", "-c",
+                 PY_WORKLOAD)
+    assert json.loads(r.stdout) == {"sum": 499500, "debian": True}
+    r = isola.ok("run", "--rm", "-u", "nobody", "isola.dev/debian-python:12", "python3", "-c",
+                 "import os; print(os.getuid(), os.environ['HOME'])")
+    assert r.stdout == "65534 /nonexistent\n"
