@@ -24,6 +24,7 @@ int isola_verb_inspect(struct isola_cli *, int, char **, struct isola_error **);
 int isola_verb_tag(struct isola_cli *, int, char **, struct isola_error **);
 int isola_verb_rmi(struct isola_cli *, int, char **, struct isola_error **);
 int isola_verb_system(struct isola_cli *, int, char **, struct isola_error **);
+int isola_verb_disk(struct isola_cli *, int, char **, struct isola_error **);
 int isola_verb_run(struct isola_cli *, int, char **, struct isola_error **);
 int isola_verb_ps(struct isola_cli *, int, char **, struct isola_error **);
 int isola_verb_logs(struct isola_cli *, int, char **, struct isola_error **);

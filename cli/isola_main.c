@@ -26,6 +26,7 @@ static const struct {
     {"tag", isola_verb_tag, 1, "give an image another name"},
     {"rmi", isola_verb_rmi, 1, "remove image names (and, with prune, their data)"},
     {"system", isola_verb_system, 1, "system prune: remove what nothing references"},
+    {"disk", isola_verb_disk, 1, "make an image's VM disk (erofs) and print its path"},
 };
 
 static void usage(FILE *f)

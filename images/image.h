@@ -7,6 +7,7 @@
  *   layers/sha256/HEX.lock held while that layer is being unpacked
  *   images.json            image names → manifest digest (replaced atomically, under `lock`)
  *   lock                   flock for images.json and for prune
+ *   disks/HEX.erofs        an image's rootfs as a VM disk, named by its manifest digest
  *   containers/ID/         containers of the `isola` CLI (engine/)
  *
  * Crash safety: a blob is written to an unnamed O_TMPFILE in blobs/ and linked under its name
@@ -207,6 +208,15 @@ int store_prune(struct image_store *s, uint64_t *freed_bytes, struct isola_error
  * locked per layer). Paths are malloc'd "ROOT/layers/sha256/HEX". */
 int store_image_layers(struct image_store *s, const struct image_entry *img, char ***paths,
                        struct isola_error **err);
+
+/* ---- VM disks (disk.c) ---- */
+/* The image's rootfs as an erofs filesystem image for a VM's read-only root disk, built once
+ * per manifest digest and cached as ROOT/disks/HEX.erofs (HEX of the manifest). It is made by
+ * mkfs.erofs (erofs-utils) from a read-only overlay of the image's layers, mounted in a private
+ * mount namespace of a child process, so a killed builder leaves no mount; the file appears
+ * only complete (rename). *path is malloc'd. */
+int store_image_disk(struct image_store *s, const struct image_entry *img, char **path,
+                     struct isola_error **err);
 
 /* ---- import and export (archive.c) ---- */
 /* Load a docker-archive (docker/podman save), an OCI layout directory or an OCI layout tar.

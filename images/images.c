@@ -392,6 +392,8 @@ static int prune_dir(struct image_store *s, const char *dir, char **keep, uint64
                      struct isola_error **err)
 {
   _cleanup_close_ int fd = openat(s->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return 0;
   if (fd < 0)
     return isola_fail(err, errno, "cannot open \"%s/%s\"", s->root, dir);
   DIR *d = fdopendir(fd);
@@ -460,6 +462,8 @@ int store_prune(struct image_store *s, uint64_t *freed_bytes, struct isola_error
   r = prune_dir(s, "blobs/sha256", k.blobs, &freed, err);
   if (r == 0)
     r = prune_dir(s, "layers/sha256", k.layers, &freed, err);
+  if (r == 0)
+    r = prune_dir(s, "disks", k.blobs, &freed, err); /* HEX.erofs: HEX of the manifest */
   strv_free(k.blobs);
   strv_free(k.layers);
   if (freed_bytes)

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format
   libjson-c-dev libseccomp-dev
-  busybox-static python3 python3-pytest procps iproute2 util-linux strace zstd
+  erofs-utils busybox-static python3 python3-pytest procps iproute2 util-linux strace zstd
   crun runc podman containerd uidmap
   debootstrap skopeo
   docker-registry python3-cryptography

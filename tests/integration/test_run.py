@@ -400,3 +400,38 @@ def test_default_seccomp_blocks_new_namespaces_and_keyrings(isola):
     assert r.stdout == "userns=0\n"
     r = isola("run", "--rm", "--security-opt", "apparmor=x", "busybox", "true")
     assert r.returncode == 125 and "--security-opt" in r.stderr
+
+
+def test_vm_disk_of_an_image(isola, tmp_path):
+    """`isola disk` makes the image's rootfs an erofs disk once; whiteouts and opaque dirs
+    apply, mtimes and modes stay; prune drops it with the image."""
+    base = oci_builder.make_layer(oci_builder.busybox_files({
+        "etc/keep": b"kept\n", "etc/gone": b"gone\n", "opq/old": b"old\n"}))
+    top = oci_builder.make_layer({"etc/.wh.gone": b"", "opq/.wh..wh..opq": b"",
+                                  "opq/new": b"new\n"})
+    oci_builder.write_oci_layout(tmp_path / "img", [base, top])
+    isola.ok("load", "-i", tmp_path / "img", "--name", "localhost/disk:1")
+    path = isola.ok("disk", "localhost/disk:1").stdout.strip()
+    assert path.startswith(os.path.join(isola.root, "disks")) and path.endswith(".erofs")
+    st = os.stat(path)
+    assert isola.ok("disk", "localhost/disk:1").stdout.strip() == path
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns  # cached, not rebuilt
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "erofs", "-o", "loop,ro", path, mnt], check=True)
+    try:
+        assert (mnt / "etc/keep").read_text() == "kept\n"
+        assert not (mnt / "etc/gone").exists()
+        assert sorted(os.listdir(mnt / "opq")) == ["new"]
+        assert os.access(mnt / "bin/busybox", os.X_OK)
+        ours = subprocess.run(["find", str(mnt), "-printf", "%P %m %U %y\n"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "bin/busybox 755 0 f" in ours
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    assert not [d for d in os.listdir(os.path.join(isola.root, "disks")) if d.endswith(".mnt")]
+    isola.ok("rmi", "localhost/disk:1")
+    isola.ok("system", "prune")
+    assert not os.path.exists(path)
+    r = isola("disk", "localhost/nothing:1")
+    assert r.returncode == 1 and "no such image" in r.stderr
