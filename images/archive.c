@@ -9,10 +9,9 @@
  * prune removes.
  */
 #include "image.h"
+#include "lazylib.h"
 #include "spec_json.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -315,13 +314,15 @@ static int entry_doc(struct load *l, struct entry_reader *rd, const char *name,
 /* Read the whole tar once, keeping what may be needed. */
 static int load_tar(struct load *l, int fd, struct isola_error **err)
 {
+  int r = lazy_archive_load(err);
+  if (r < 0)
+    return r;
   struct archive *a = archive_read_new();
   if (!a)
     abort();
   archive_read_support_format_tar(a);
   archive_read_support_filter_gzip(a);
   archive_read_support_filter_zstd(a);
-  int r = 0;
   if (archive_read_open_fd(a, fd, IO_CHUNK) != ARCHIVE_OK) {
     r = isola_failx(err, EINVAL, "not a docker-archive or OCI image layout (%s)",
                     archive_error_string(a) ? archive_error_string(a) : "unreadable");

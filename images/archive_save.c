@@ -2,9 +2,8 @@
  * deterministically (fixed order, mtime 0, owner 0:0, mode 0644), each blob once and checked
  * against its digest on the way out. */
 #include "image.h"
+#include "lazylib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -248,6 +247,8 @@ int image_save(struct image_store *s, char *const *what, enum save_format fmt, i
     return isola_failx(err, EINVAL, "save: no image given");
   if (n > SAVE_MAX_IMAGES)
     return isola_failx(err, E2BIG, "save: more than %d images", SAVE_MAX_IMAGES);
+  if (lazy_archive_load(err) < 0)
+    return isola_error_prefix(err, "save");
   struct save_image *v = xzalloc(n * sizeof(*v));
   int r = 0;
   for (size_t i = 0; i < n && r == 0; i++)

@@ -13,9 +13,9 @@
  * calls at most every 100 ms as bytes arrive, and a last call with finished set.
  */
 #include "image.h"
+#include "lazylib.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <string.h>
@@ -1006,6 +1006,10 @@ int image_pull(struct image_store *s, const char *ref_text, const struct pull_op
   int ret = ref_parse(ref_text, &ref, err);
   if (ret < 0)
     return ret;
+  if ((ret = lazy_curl_load(err)) < 0) {
+    ref_clear(&ref);
+    return isola_error_prefix(err, "pull \"%s\"", ref_text);
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   ret = pull(s, &ref, o ? o : &defaults, digest_out, err);
   curl_global_cleanup();

@@ -26,9 +26,8 @@
  *  - other ".wh..wh.*" names are AUFS bookkeeping (docker skips them too).
  */
 #include "image.h"
+#include "lazylib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -37,8 +36,6 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <zlib.h>
-#include <zstd.h>
 
 const struct unpack_limits unpack_default_limits = {
     .max_expanded = 64ull << 30,
@@ -252,7 +249,8 @@ static void stream_clear(struct layer_stream *s)
 {
   if (s->z_ready)
     inflateEnd(&s->z);
-  ZSTD_freeDStream(s->zstd);
+  if (s->zstd)
+    ZSTD_freeDStream(s->zstd);
   sha256_free(s->sha);
   free(s->in);
   free(s->out);
@@ -870,6 +868,8 @@ static int unpack_all(struct unpacker *u, struct unpack_stats *st, struct isola_
 int layer_unpack(int fd, int destfd, const struct unpack_limits *limits,
                  char diff_id[DIGEST_LEN + 1], struct unpack_stats *stats, struct isola_error **err)
 {
+  if (lazy_archive_load(err) < 0)
+    return isola_error_prefix(err, "layer");
   if (!limits)
     limits = &unpack_default_limits;
   struct unpack_stats st = {0};
