@@ -4,6 +4,10 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format
   libjson-c-dev libseccomp-dev
+  # images/: headers only; isola dlopen()s libcurl4, libarchive13, zlib1g and libzstd1 (which
+  # these bring) on first use, so they are listed too: no ELF dependency names them.
+  libcurl4-openssl-dev libarchive-dev libssl-dev libzstd-dev zlib1g-dev
+  libcurl4 libarchive13 zlib1g libzstd1
   erofs-utils busybox-static python3 python3-pytest procps iproute2 util-linux strace zstd
   crun runc podman containerd uidmap
   debootstrap skopeo
