@@ -1,7 +1,10 @@
 """libcurl, libarchive, zlib and zstd are loaded only when a pull, load, save or unpack needs them
 (images/lazylib.h): `isola run` of an image whose layers are unpacked maps none of them."""
+import os
 import subprocess
 import time
+
+import pytest
 
 from isola_cli import isola  # noqa: F401 (fixture)
 
@@ -31,3 +34,28 @@ def test_run_of_unpacked_image_maps_no_lazy_library(isola, tmp_path):
     assert any("libc.so" in l for l in libs), libs  # the maps were read while isola ran
     assert [l for l in libs if any(n in l for n in LAZY)] == []
 
+
+
+def test_missing_library_fails_only_what_needs_it(isola):
+    # libcurl and libarchive made unloadable (/dev/null over them, in a private mount namespace):
+    # a pull and a save fail with one line naming the library; a run of an unpacked image works.
+    isola.ok("run", "--rm", "busybox", "true")
+    libs = [os.path.realpath(f"/lib/x86_64-linux-gnu/{s}")
+            for s in ("libcurl.so.4", "libarchive.so.13")]
+    if not all(os.path.exists(l) for l in libs):
+        pytest.skip("not Debian's multiarch layout")
+
+    def hidden(*args):
+        script = "".join(f"mount --bind /dev/null {l} && " for l in libs) + 'exec "$@"'
+        return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *isola.cmd(*args)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60)
+
+    r = hidden("pull", "127.0.0.1:1/x:y")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith('isola: pull "127.0.0.1:1/x:y": cannot load libcurl.so.4 '
+                               "(needed for pulls): "), r.stderr
+    r = hidden("save", "-o", "/dev/null", "busybox")
+    assert r.returncode != 0 and "cannot load libarchive.so.13" in r.stderr, r.stderr
+    r = hidden("run", "--rm", "busybox", "echo", "ran")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "ran\n", "")
