@@ -231,3 +231,27 @@ int channel_drain(struct channel *ch, int timeout_ms)
       return -errno;
   }
 }
+
+int channel_linger(struct channel *ch, int timeout_ms)
+{
+  int64_t deadline = now_ms() + timeout_ms;
+  int r = channel_drain(ch, timeout_ms);
+  if (r < 0)
+    return r;
+  shutdown(ch->fd, SHUT_WR);
+  /* Raw bytes, not frames: after a protocol error the stream has no framing left. Reading them
+   * also keeps the kernel from resetting the connection (and dropping our last frames) for
+   * data we never read. */
+  static uint8_t scratch[16384];
+  for (;;) {
+    ssize_t n = read(ch->fd, scratch, sizeof(scratch));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+      return 0;
+    struct pollfd p = {.fd = ch->fd, .events = POLLIN};
+    int left = remaining_ms(deadline);
+    if (left == 0)
+      return -ETIMEDOUT;
+    if (n < 0)
+      poll(&p, 1, left);
+  }
+}

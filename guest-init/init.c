@@ -185,23 +185,9 @@ static _Noreturn void fail(const struct init_options *o, struct channel *ch,
     size_t n = strnlen(msg, ISOLA_GUEST_MAX_ERROR);
     channel_queue(ch, ISOLA_GUEST_ERROR, msg, (uint32_t) n);
     channel_queue_u32(ch, ISOLA_GUEST_EXIT, ISOLA_GUEST_EXIT_INTERNAL);
-    channel_drain(ch, 5000);
+    channel_linger(ch, ISOLA_GUEST_LINGER_SECONDS * 1000);
   }
   power_off(o, ISOLA_GUEST_EXIT_INTERNAL);
-}
-
-/* After EXIT: let the host read everything and close first, so that nothing in flight is lost
- * when the VM goes away. */
-static void linger(struct channel *ch)
-{
-  if (channel_drain(ch, ISOLA_GUEST_LINGER_SECONDS * 1000) < 0)
-    return;
-  shutdown(ch->fd, SHUT_WR);
-  struct isola_error *err = NULL;
-  struct frame f;
-  while (channel_wait_frame(ch, &f, ISOLA_GUEST_LINGER_SECONDS * 1000, &err) > 0)
-    ; /* late frames (stdin for a process that is gone) are dropped */
-  isola_error_free(&err);
 }
 
 int main(int argc, char **argv)
@@ -220,6 +206,7 @@ int main(int argc, char **argv)
   if (getpid() != 1) {
     ensure_stdio();
     say("must run as PID 1 (of a VM, or of a PID namespace with ISOLA_INIT_SOCKET set)");
+    options_clear(&opts);
     return ISOLA_GUEST_EXIT_INTERNAL;
   }
 
@@ -282,7 +269,7 @@ int main(int argc, char **argv)
     fail(&opts, &ch, err);
   }
   debug_say("process exited with status %d", status);
-  linger(&ch);
+  channel_linger(&ch, ISOLA_GUEST_LINGER_SECONDS * 1000);
   guest_config_clear(&cfg);
   channel_close(&ch);
   options_clear(&opts);

@@ -92,6 +92,10 @@ int channel_wait_frame(struct channel *ch, struct frame *f, int timeout_ms,
                        struct isola_error **err);
 /* Block until the send queue is written (or the host is gone, or timeout_ms passes). */
 int channel_drain(struct channel *ch, int timeout_ms);
+/* The end of a conversation: send the queue, close our side and let the host read everything
+ * and close first (what it still sends is dropped), so that no frame in flight is lost when the
+ * VM goes away. At most timeout_ms. */
+int channel_linger(struct channel *ch, int timeout_ms);
 
 /* ---- mounts (mounts.c) ---- */
 /* VM only, before anything else: /proc, /sys and /dev (devtmpfs) for init itself. */

@@ -103,6 +103,7 @@ class GuestConnection:
         credit = STDIN_WINDOW
         stdin = memoryview(bytes(stdin))
         eof_sent = False
+        out = bytearray()
         pending_signals = sorted(signals)
         started_at = None
         self.sock.setblocking(False)
@@ -111,32 +112,32 @@ class GuestConnection:
         deadline = time.monotonic() + timeout
         try:
             while res.status is None:
-                # Send what the window allows (never blocking: the socket is non-blocking and
-                # a short send just leaves the rest for later).
+                # Queue what the window allows, and send what the socket takes without
+                # blocking: the guest's output must keep flowing while we write.
                 while len(stdin) and credit > 0:
                     n = min(len(stdin), credit, MAX_DATA)
-                    try:
-                        self.sock.sendall(frame(STDIN, bytes(stdin[:n])))
-                    except BlockingIOError:
-                        break
-                    except (BrokenPipeError, ConnectionResetError):
-                        stdin = stdin[:0]
-                        break
+                    out += frame(STDIN, bytes(stdin[:n]))
                     stdin = stdin[n:]
                     credit -= n
                 if not len(stdin) and close_stdin and not eof_sent:
-                    try:
-                        self.sock.sendall(frame(STDIN_EOF))
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
+                    out += frame(STDIN_EOF)
                     eof_sent = True
                 if started_at is not None:
                     while pending_signals and \
                             time.monotonic() - started_at >= pending_signals[0][0]:
-                        self.sock.sendall(frame(SIGNAL, u32(pending_signals.pop(0)[1])))
+                        out += frame(SIGNAL, u32(pending_signals.pop(0)[1]))
+                if out:
+                    try:
+                        del out[:self.sock.send(out)]
+                    except BlockingIOError:
+                        pass
+                    except (BrokenPipeError, ConnectionResetError):
+                        out.clear()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("the guest did not exit in time")
+                sel.modify(self.sock, selectors.EVENT_READ |
+                           (selectors.EVENT_WRITE if out else 0))
                 sel.select(min(left, 0.05))
                 try:
                     data = self.sock.recv(1 << 20)
