@@ -284,6 +284,8 @@ struct virtq {
   bool broken;    /* the guest broke the protocol: no more pops until reset */
   bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
   gpa_t desc, avail, used;
+  /* Host views of the three rings, checked once by virtq_setup (guest RAM never moves). */
+  uint8_t *desc_h, *avail_h, *used_h;
   uint16_t last_avail;     /* next avail ring slot the device will consume */
   uint16_t used_idx;       /* next used ring slot the device will fill */
   uint16_t signalled_used; /* used_idx at the last interrupt (EVENT_IDX) */
@@ -375,6 +377,8 @@ struct virtio_device_ops {
  * command line). *out may be NULL. */
 int virtio_mmio_create(struct vm *vm, const struct virtio_device_ops *ops, void *dev,
                        struct virtio_mmio **out, struct isola_error **err);
+/* Free a transport and its device (ops->destroy): vm_destroy's job, never a device's. */
+void virtio_mmio_destroy(struct virtio_mmio *t);
 /* Queue q of the device (for the device's queue_notify). */
 struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
 /* Raise the used-buffer interrupt for queue q if the driver wants one. Call with the lock

@@ -1,0 +1,169 @@
+/* isola-vmm — boot a kernel in a KVM microVM with isola's own monitor (libisola_vmm).
+ *
+ * Exit status: the guest's debug-exit status ((b << 1) | 1 for a byte b written to port 0xf4),
+ * 0 after a clean reset or power-off, 120 after a triple fault, 122 after a KVM internal error
+ * (e.g. an instruction the hypervisor cannot emulate), 124 after a guest kernel panic, and 1
+ * when the monitor could not start the VM (bad input, /dev/kvm). Every status but the guest's
+ * own comes with one line on stderr.
+ *
+ * ISOLA_VMM_TIMING=FILE (or "-" for stderr) writes a JSON object of CLOCK_MONOTONIC
+ * timestamps in ns: main (process entry), kvm_ready, first_run (the boot vCPU's first KVM_RUN),
+ * first_exit (its first exit: the first guest instruction for a guest that starts with an
+ * OUT to port 0xf4), exit. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "vmm.h"
+
+static const char usage[] =
+    "usage: isola-vmm --kernel ELF [--initrd FILE] [--cmdline STRING] [--memory MiB]\n"
+    "                 [--cpus N] [--disk PATH[,ro]]... [--vsock-socket PATH] [--console]\n";
+
+static uint64_t now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("isola-vmm: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return VM_STATUS_MONITOR;
+}
+
+static void write_timing(const struct vm_timing *t)
+{
+  const char *path = getenv("ISOLA_VMM_TIMING");
+  if (!path || !*path)
+    return;
+  _cleanup_fclose_ FILE *f = strcmp(path, "-") ? fopen(path, "we") : NULL;
+  FILE *out = strcmp(path, "-") ? f : stderr;
+  if (!out)
+    return;
+  fprintf(out,
+          "{\"main_ns\": %llu, \"kvm_ready_ns\": %llu, \"first_run_ns\": %llu, "
+          "\"first_exit_ns\": %llu, \"exit_ns\": %llu}\n",
+          (unsigned long long) t->main_ns, (unsigned long long) t->kvm_ready_ns,
+          (unsigned long long) t->first_run_ns, (unsigned long long) t->first_exit_ns,
+          (unsigned long long) t->exit_ns);
+}
+
+int main(int argc, char **argv)
+{
+  uint64_t t_main = now_ns();
+  const char *kernel = NULL, *initrd = NULL, *cmdline = "", *vsock = NULL;
+  uint64_t memory_mib = 128, cpus = 1;
+  bool console = false;
+  unsigned ndisks = 0;
+  enum {
+    OPT_KERNEL = 256,
+    OPT_INITRD,
+    OPT_CMDLINE,
+    OPT_MEMORY,
+    OPT_CPUS,
+    OPT_DISK,
+    OPT_VSOCK,
+    OPT_CONSOLE,
+    OPT_HELP
+  };
+  static const struct option opts[] = {
+      {"kernel", required_argument, NULL, OPT_KERNEL},
+      {"initrd", required_argument, NULL, OPT_INITRD},
+      {"cmdline", required_argument, NULL, OPT_CMDLINE},
+      {"memory", required_argument, NULL, OPT_MEMORY},
+      {"cpus", required_argument, NULL, OPT_CPUS},
+      {"disk", required_argument, NULL, OPT_DISK},
+      {"vsock-socket", required_argument, NULL, OPT_VSOCK},
+      {"console", no_argument, NULL, OPT_CONSOLE},
+      {"help", no_argument, NULL, OPT_HELP},
+      {0},
+  };
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_KERNEL:
+      kernel = optarg;
+      break;
+    case OPT_INITRD:
+      initrd = optarg;
+      break;
+    case OPT_CMDLINE:
+      cmdline = optarg;
+      break;
+    case OPT_MEMORY:
+      if (parse_u64(optarg, &memory_mib) < 0)
+        return fail("--memory \"%s\": not a number of MiB", optarg);
+      if (memory_mib < (VM_MEM_MIN >> 20) || memory_mib > (VM_MEM_MAX >> 20))
+        return fail("--memory %s: guest memory must be %llu-%llu MiB", optarg,
+                    (unsigned long long) (VM_MEM_MIN >> 20),
+                    (unsigned long long) (VM_MEM_MAX >> 20));
+      break;
+    case OPT_CPUS:
+      if (parse_u64(optarg, &cpus) < 0 || cpus < 1 || cpus > VM_MAX_CPUS)
+        return fail("--cpus %s: must be 1-%u", optarg, VM_MAX_CPUS);
+      break;
+    case OPT_DISK:
+      ndisks++;
+      break;
+    case OPT_VSOCK:
+      vsock = optarg;
+      break;
+    case OPT_CONSOLE:
+      console = true;
+      break;
+    case OPT_HELP:
+      fputs(usage, stdout);
+      return 0;
+    default:
+      fputs(usage, stderr);
+      return VM_STATUS_MONITOR;
+    }
+  }
+  if (optind < argc)
+    return fail("unexpected argument \"%s\"", argv[optind]);
+  if (!kernel)
+    return fail("--kernel is required");
+  /* The device helper wires these to virtio_blk_create()/virtio_vsock_create(). */
+  if (ndisks)
+    return fail("--disk: virtio-blk is not built into this isola-vmm yet");
+  if (vsock)
+    return fail("--vsock-socket: virtio-vsock is not built into this isola-vmm yet");
+
+  _cleanup_error_ struct isola_error *err = NULL;
+  struct vm *vm = NULL;
+  if (vm_create(&vm, memory_mib << 20, (unsigned) cpus, &err) < 0)
+    return fail("%s", err->msg);
+  vm->timing.main_ns = t_main;
+  if (console)
+    vm->console_fd = STDOUT_FILENO;
+  struct boot_info bi = {0};
+  _cleanup_free_ char *full_cmdline = NULL;
+  int status = VM_STATUS_MONITOR;
+  if (loader_load_kernel(vm, kernel, &bi, &err) < 0 ||
+      (initrd && loader_load_initrd(vm, initrd, &bi, &err) < 0) || vm_kvm_init(vm, &err) < 0 ||
+      virtio_rng_create(vm, &err) < 0 || boot_cmdline(vm, cmdline, &full_cmdline, &err) < 0 ||
+      boot_setup(vm, &bi, full_cmdline, &err) < 0) {
+    fail("%s", err->msg);
+    goto out;
+  }
+  status = vm_run(vm, &err);
+  if (status < 0) {
+    status = fail("%s", err->msg);
+    goto out;
+  }
+  if (vm->exit_kind != VM_EXIT_DEBUG && vm->exit_kind != VM_EXIT_RESET)
+    fail("%s", vm->exit_reason);
+  write_timing(&vm->timing);
+out:
+  vm_destroy(vm);
+  return status;
+}
