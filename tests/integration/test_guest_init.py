@@ -5,6 +5,7 @@ upper layer, as the image disk is in a VM)."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -505,3 +506,84 @@ def test_bad_signal_number(init_bin, tmp_path, template_rootfs):
     frames = read_to_end(guest)
     assert any(t == g.ERROR and b"SIGNAL 1000" in p for t, p in frames)
     assert guest.finish() == g.EXIT_INTERNAL
+
+
+# ---- the VM's root disks, on loop devices ----
+
+@pytest.fixture
+def loop(tmp_path):
+    """Attach image files to loop devices (detached afterwards)."""
+    if not shutil.which("losetup") or not os.path.exists("/dev/loop-control"):
+        pytest.skip("no loop devices")
+    devs = []
+
+    def attach(path, read_only=True):
+        r = subprocess.run(["losetup", "-f", "--show", *(["-r"] if read_only else []), str(path)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"losetup: {r.stderr.strip()}")
+        devs.append(r.stdout.strip())
+        return devs[-1]
+
+    yield attach
+    for d in devs:
+        subprocess.run(["losetup", "-d", d], capture_output=True)
+
+
+def make_disk(kind, rootfs, path):
+    if kind == "erofs":
+        if not shutil.which("mkfs.erofs"):
+            pytest.skip("mkfs.erofs is not installed")
+        subprocess.run(["mkfs.erofs", "--quiet", str(path), str(rootfs)], check=True,
+                       capture_output=True)
+    else:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(rootfs), str(path), "32M"], check=True,
+                       capture_output=True)
+
+
+@pytest.mark.parametrize("kind", ["erofs", "ext4"])
+@pytest.mark.parametrize("fstype", ["auto", "named"])
+def test_root_disk(init_bin, tmp_path, template_rootfs, loop, kind, fstype):
+    """The image disk as in a VM: a block device, read-only, under an overlay (fstype given or
+    found: erofs is tried first, then ext4)."""
+    disk = tmp_path / f"root.{kind}"
+    make_disk(kind, template_rootfs, disk)
+    dev = loop(disk)
+    cfg = sh(template_rootfs, "echo x > /new && cat /new && grep ' / ' /proc/mounts && "
+                              "echo mountpoints && cut -d' ' -f2 /proc/mounts")
+    cfg["root"] = {"source": dev, "fstype": kind if fstype == "named" else "auto"}
+    res = run(init_bin, tmp_path, cfg)
+    assert res.status == 0, (res.errors, bytes(res.stderr))
+    out, mountpoints = bytes(res.stdout).decode().split("mountpoints\n")
+    assert out.startswith("x\n") and "overlay / overlay" in out
+    # The staging area (lower, upper) left with the old root; /run is the container's tmpfs.
+    assert not [m for m in mountpoints.split() if m.startswith("/run/")]
+
+
+def test_root_disk_with_a_writable_disk(init_bin, tmp_path, template_rootfs, loop):
+    """The overlay's upper layer on an ext4 disk: what the container writes is on that disk."""
+    disk = tmp_path / "root.erofs"
+    make_disk("erofs", template_rootfs, disk)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rw = tmp_path / "rw.ext4"
+    make_disk("ext4", empty, rw)
+    cfg = sh(template_rootfs, "echo persisted > /file")
+    cfg["root"] = {"source": loop(disk), "writable": loop(rw, read_only=False)}
+    res = run(init_bin, tmp_path, cfg)
+    assert res.status == 0, (res.errors, bytes(res.stderr))
+    if not shutil.which("debugfs"):
+        pytest.skip("debugfs is not installed")
+    r = subprocess.run(["debugfs", "-R", "cat /upper/file", str(rw)], capture_output=True)
+    assert r.stdout == b"persisted\n", r.stderr
+
+
+def test_root_disk_that_is_not_a_filesystem(init_bin, tmp_path, template_rootfs, loop):
+    junk = tmp_path / "junk"
+    junk.write_bytes(os.urandom(1 << 20))
+    cfg = config(template_rootfs, "true")
+    cfg["root"] = {"source": loop(junk)}
+    res = run(init_bin, tmp_path, cfg)
+    assert res.status == g.EXIT_INTERNAL
+    assert len(res.errors) == 1 and "cannot mount the root disk" in res.errors[0]
+    assert "erofs or ext4" in res.errors[0]
