@@ -587,3 +587,29 @@ def test_root_disk_that_is_not_a_filesystem(init_bin, tmp_path, template_rootfs,
     assert res.status == g.EXIT_INTERNAL
     assert len(res.errors) == 1 and "cannot mount the root disk" in res.errors[0]
     assert "erofs or ext4" in res.errors[0]
+
+
+# ---- the initramfs the VMM boots ----
+
+def test_initramfs(init_bin, tmp_path, template_rootfs):
+    """isola-initramfs.cpio holds /init (the stripped static isola-init) and /dev/console; the
+    /init inside it runs the protocol."""
+    cpio = os.path.join(os.path.dirname(init_bin), "isola-initramfs.cpio")
+    if not os.path.exists(cpio):
+        pytest.skip("no initramfs in this build (sanitized builds have none)")
+    listing = subprocess.run(["cpio", "-itv"], stdin=open(cpio, "rb"), capture_output=True,
+                             text=True, check=True).stdout
+    names = {l.split()[-1]: l for l in listing.splitlines()}
+    assert set(names) == {"dev", "dev/console", "proc", "sys", "run", "init"}
+    assert names["dev/console"].startswith("crw") and "5,   1" in names["dev/console"]
+    assert names["init"].startswith("-rwxr-xr-x")
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["cpio", "-id", "init"], stdin=open(cpio, "rb"), cwd=out, check=True,
+                   capture_output=True)
+    elf = subprocess.run(["readelf", "-lS", str(out / "init")], capture_output=True, text=True,
+                         check=True).stdout
+    assert "INTERP" not in elf and ".debug_info" not in elf
+    assert os.path.getsize(cpio) % 512 == 0
+    res = run(str(out / "init"), tmp_path, config(template_rootfs, "echo", "from the initramfs"))
+    assert bytes(res.stdout) == b"from the initramfs\n"
