@@ -68,6 +68,8 @@ struct ctr_record {
   bool rm, tty;
   char *stop_signal;
   enum isolation isolation;
+  pid_t vmm_pid; /* --isolation=vm: the VM's monitor process */
+  unsigned long long vmm_start;
 };
 void ctr_record_free(struct ctr_record *r);
 static inline void ctr_record_freep(struct ctr_record **r)
@@ -104,6 +106,17 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
 /* Find an image, loading the embedded default or pulling when it is not in the store. */
 int engine_find_image(struct engine *e, const char *name, struct image_entry *out,
                       struct isola_error **err);
+
+/* ---- VM containers (vm.c) ---- */
+/* Run the container in a microVM: isola-vmm boots the guest kernel with isola-init and the
+ * image's disk (`root_source`), and this process speaks the guest protocol with it: relays
+ * stdio (and keeps the logs), forwards signals, returns the exit status in *status. `notify`
+ * runs once the process has started. Blocks until the VM is gone. The kernel is $ISOLA_KERNEL or
+ * /var/cache/isola/kernel/vmlinux; isola-vmm and the initramfs are found next to our binary. */
+int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_request *req,
+                  struct json_object *spec, const char *root_source, const char *cdir,
+                  bool foreground, void (*notify)(void *), void *notify_arg, int *status,
+                  struct isola_error **err);
 
 /* ---- other verbs (ops.c) ---- */
 int engine_kill(struct engine *e, const char *what, int sig, struct isola_error **err);

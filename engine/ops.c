@@ -46,14 +46,46 @@ static int find_running(struct engine *e, const char *what, struct ctr_record **
   return 0;
 }
 
+/* A signal for the container: its init (process isolation), or for a VM the process in the
+ * guest, through the monitor that speaks to guest-init (SIGKILL ends the VM itself). */
+static int ctr_signal(struct engine *e, const struct ctr_record *rec, int sig, bool all,
+                      struct isola_error **err)
+{
+  if (rec->isolation != ISOLATION_VM) {
+    struct runtime_opts ro = {.root = e->run_root};
+    return container_kill(&ro, rec->id, sig, all, err);
+  }
+  static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  pid_t target = 0;
+  if (sig == SIGKILL && rec->vmm_pid > 0 && proc_start_time(rec->vmm_pid) == rec->vmm_start)
+    target = rec->vmm_pid;
+  for (size_t i = 0; i < ARRAY_SIZE(forwarded) && !target; i++)
+    if (sig == forwarded[i] && rec->monitor_pid > 0 &&
+        proc_start_time(rec->monitor_pid) == rec->monitor_start)
+      target = rec->monitor_pid;
+  if (target && target == rec->vmm_pid) {
+    /* The monitor runs in a session of its own (see spawn_vmm): end all of it. */
+    if (kill(-target, SIGKILL) < 0 && kill(target, SIGKILL) < 0)
+      return isola_fail(err, errno, "cannot stop the VM of container %s", rec->name);
+    return 0;
+  }
+  if (!target)
+    return isola_failx(err, EINVAL,
+                       "container %s runs in a VM: only SIGKILL, SIGINT, SIGTERM, SIGHUP, "
+                       "SIGQUIT, SIGUSR1 and SIGUSR2 reach it",
+                       rec->name);
+  if (kill(target, sig) < 0)
+    return isola_fail(err, errno, "cannot signal container %s", rec->name);
+  return 0;
+}
+
 int engine_kill(struct engine *e, const char *what, int sig, struct isola_error **err)
 {
   _cleanup_record_ struct ctr_record *rec = NULL;
   int r = find_running(e, what, &rec, err);
   if (r < 0)
     return r;
-  struct runtime_opts ro = {.root = e->run_root};
-  return container_kill(&ro, rec->id, sig, false, err);
+  return ctr_signal(e, rec, sig, false, err);
 }
 
 /* Wait for the monitor to record the exit; false on timeout (ms < 0: forever). */
@@ -82,15 +114,14 @@ int engine_stop(struct engine *e, const char *what, int timeout, struct isola_er
   int r = ctr_find(e, what, &rec, err);
   if (r < 0 || ctr_record_live_status(rec) != CTR_RUNNING)
     return r; /* stopping a stopped container is not an error, as docker */
-  struct runtime_opts ro = {.root = e->run_root};
   int sig = signal_number(rec->stop_signal ? rec->stop_signal : "SIGTERM");
   struct isola_error *e1 = NULL;
-  container_kill(&ro, rec->id, sig > 0 ? sig : SIGTERM, false, &e1);
+  ctr_signal(e, rec, sig > 0 ? sig : SIGTERM, false, &e1);
   isola_error_free(&e1);
   int code;
   if (wait_exited(e, rec->id, timeout * 1000L, &code))
     return 0;
-  container_kill(&ro, rec->id, SIGKILL, true, &e1);
+  ctr_signal(e, rec, SIGKILL, true, &e1);
   isola_error_free(&e1);
   if (!wait_exited(e, rec->id, 10000, &code))
     return isola_failx(err, ETIMEDOUT, "container %s did not stop", rec->name);
@@ -124,7 +155,7 @@ int engine_rm(struct engine *e, const char *what, bool force, struct isola_error
       return isola_failx(err, EBUSY, "container %s is running: stop it first, or use --force",
                          rec->name);
     struct isola_error *e1 = NULL;
-    container_kill(&ro, rec->id, SIGKILL, true, &e1);
+    ctr_signal(e, rec, SIGKILL, true, &e1);
     isola_error_free(&e1);
     int code;
     if (!wait_exited(e, rec->id, 10000, &code))
@@ -195,6 +226,9 @@ int engine_exec(struct engine *e, const char *what, const struct exec_request *x
   int r = find_running(e, what, &rec, err);
   if (r < 0)
     return r;
+  if (rec->isolation == ISOLATION_VM)
+    return isola_failx(err, ENOTSUP, "container %s runs in a VM: exec is not available there yet",
+                       rec->name);
   struct runtime_opts ro = {.root = e->run_root};
   struct oci_process p = {0};
   if ((r = container_exec_default_process(&ro, rec->id, &p, err)) < 0)

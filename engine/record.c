@@ -78,6 +78,8 @@ int ctr_record_write(struct engine *e, const struct ctr_record *r, struct isola_
   json_object_object_add(o, "exit_code", json_object_new_int(r->exit_code));
   json_object_object_add(o, "monitor_pid", json_object_new_int(r->monitor_pid));
   json_object_object_add(o, "monitor_start", json_object_new_uint64(r->monitor_start));
+  json_object_object_add(o, "vmm_pid", json_object_new_int(r->vmm_pid));
+  json_object_object_add(o, "vmm_start", json_object_new_uint64(r->vmm_start));
   json_object_object_add(o, "rm", json_object_new_boolean(r->rm));
   json_object_object_add(o, "tty", json_object_new_boolean(r->tty));
   add_str(o, "isolation", r->isolation == ISOLATION_VM ? "vm" : "process");
@@ -103,8 +105,8 @@ int ctr_record_read(struct engine *e, const char *id, struct ctr_record **out,
   struct jctx c = {.what = path, .err = err};
   struct ctr_record *rec = xzalloc(sizeof(*rec));
   _cleanup_free_ char *status = NULL, *isolation = NULL;
-  int64_t code = 0, mpid = 0;
-  uint64_t mstart = 0;
+  int64_t code = 0, mpid = 0, vpid = 0;
+  uint64_t mstart = 0, vstart = 0;
   if ((r = jget_str(&c, o, "", "id", &rec->id)) < 0 ||
       (r = jget_str(&c, o, "", "name", &rec->name)) < 0 ||
       (r = jget_str(&c, o, "", "image", &rec->image)) < 0 ||
@@ -119,6 +121,8 @@ int ctr_record_read(struct engine *e, const char *id, struct ctr_record **out,
       (r = jget_i64(&c, o, "", "exit_code", -1, 255, &code, NULL)) < 0 ||
       (r = jget_i64(&c, o, "", "monitor_pid", 0, INT32_MAX, &mpid, NULL)) < 0 ||
       (r = jget_u64(&c, o, "", "monitor_start", &mstart, NULL)) < 0 ||
+      (r = jget_i64(&c, o, "", "vmm_pid", 0, INT32_MAX, &vpid, NULL)) < 0 ||
+      (r = jget_u64(&c, o, "", "vmm_start", &vstart, NULL)) < 0 ||
       (r = jget_bool(&c, o, "", "rm", &rec->rm, NULL)) < 0 ||
       (r = jget_bool(&c, o, "", "tty", &rec->tty, NULL)) < 0) {
     ctr_record_free(rec);
@@ -136,6 +140,8 @@ int ctr_record_read(struct engine *e, const char *id, struct ctr_record **out,
   rec->exit_code = (int) code;
   rec->monitor_pid = (pid_t) mpid;
   rec->monitor_start = mstart;
+  rec->vmm_pid = (pid_t) vpid;
+  rec->vmm_start = vstart;
   *out = rec;
   return 0;
 }

@@ -168,6 +168,10 @@ struct monitor {
   char *cdir;
   bool foreground, interactive, tty;
   int notify_fd; /* detached: tells the parent "started" or the error; -1 in the foreground */
+  /* --isolation=vm */
+  const struct run_request *req;
+  struct json_object *spec;
+  const char *root_source; /* the image disk, or (tests) a directory */
 };
 
 static const int forwarded_signals[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,
@@ -245,8 +249,25 @@ static void set_nonblock(int fd)
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+static void monitor_finish(struct monitor *m, int r, int *status, struct isola_error **err);
+
+static void vm_started(void *arg)
+{
+  monitor_notify(arg, "OK");
+}
+
+static int monitor_run_vm(struct monitor *m, int *status, struct isola_error **err)
+{
+  int r = engine_vm_run(m->e, m->rec, m->req, m->spec, m->root_source, m->cdir, m->foreground,
+                        vm_started, m, status, err);
+  monitor_finish(m, r, status, err);
+  return r;
+}
+
 static int monitor_run(struct monitor *m, int *status, struct isola_error **err)
 {
+  if (m->rec->isolation == ISOLATION_VM)
+    return monitor_run_vm(m, status, err);
   struct ctr_record *rec = m->rec;
   sigset_t set, old;
   sigemptyset(&set);
@@ -423,6 +444,14 @@ out:
   }
   if (lsock >= 0)
     unlink(sock_path);
+  monitor_finish(m, r, status, err);
+  return r;
+}
+
+/* After the container: unmount, record the exit, and with --rm remove everything. */
+static void monitor_finish(struct monitor *m, int r, int *status, struct isola_error **err)
+{
+  struct ctr_record *rec = m->rec;
   unmount_rootfs(m->cdir);
   char fin[40];
   engine_now(fin);
@@ -439,7 +468,6 @@ out:
     ctr_record_write(m->e, rec, &werr);
     isola_error_free(&werr);
   }
-  return r;
 }
 
 /* ---- run ---- */
@@ -465,6 +493,21 @@ static bool name_ok(const char *n)
           (n[i] >= '0' && n[i] <= '9')))
       return false;
   return true;
+}
+
+/* What a VM container cannot have yet, refused rather than silently ignored. */
+static int vm_check_request(const struct run_request *req, struct isola_error **err)
+{
+  const char *no = req->n_volumes      ? "-v (volumes need virtio-fs, not built yet)"
+                   : req->tty          ? "-t (no terminal in the guest protocol yet)"
+                   : req->network_host ? "--network host (a VM has no host network)"
+                   : req->pids_limit   ? "--pids-limit"
+                                       : NULL;
+  if (no)
+    return isola_failx(err, ENOTSUP, "--isolation=vm: %s is not available", no);
+  if (req->memory && req->memory < (64ll << 20))
+    return isola_failx(err, EINVAL, "--isolation=vm: --memory is the VM's RAM: at least 64m");
+  return 0;
 }
 
 /* Make the record, claiming the name under the store lock. */
@@ -498,10 +541,9 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
                struct isola_error **err)
 {
   *status = EXIT_ENGINE;
-  if (req->isolation == ISOLATION_VM)
-    return isola_failx(err, ENOTSUP,
-                       "--isolation=vm is not available yet: the VM backend is not built "
-                       "(use --isolation=process)");
+  int r;
+  if (req->isolation == ISOLATION_VM && (r = vm_check_request(req, err)) < 0)
+    return r;
   if (req->name && !name_ok(req->name))
     return isola_failx(err, EINVAL,
                        "--name \"%s\": use 1-128 letters, digits, \"_\", \".\" or \"-\", "
@@ -510,7 +552,7 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
   if (req->tty && req->detach && req->interactive)
     return isola_failx(err, EINVAL, "-d with -i -t: attaching later is not supported");
   struct image_entry img = {0};
-  int r = engine_find_image(e, req->image, &img, err);
+  r = engine_find_image(e, req->image, &img, err);
   if (r < 0)
     return r;
   _cleanup_free_ char *img_name = img.name, *img_created = img.created;
@@ -534,7 +576,7 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
   rec->stop_signal = xstrdup(ic->stop_signal && *ic->stop_signal ? ic->stop_signal : "SIGTERM");
   rec->isolation = req->isolation;
   rec->exit_code = 0;
-  _cleanup_free_ char *cdir = ctr_dir(e, id), *rootfs = NULL;
+  _cleanup_free_ char *cdir = ctr_dir(e, id), *rootfs = NULL, *disk = NULL;
   _cleanup_strv_ char **layers = NULL;
   _cleanup_json_ struct json_object *spec = NULL;
   bool mounted = false;
@@ -590,6 +632,21 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
   }
   image_config_free(ic);
   ic = NULL;
+  const char *root_source = NULL;
+  if (req->isolation == ISOLATION_VM) {
+    /* The rootfs mount served to resolve the user; the VM gets the image's disk (tests that
+     * run guest-init without a VM get the directory). */
+    const char *launcher = getenv("ISOLA_VM_LAUNCHER");
+    if (launcher && *launcher) {
+      root_source = rootfs;
+    } else {
+      unmount_rootfs(cdir);
+      mounted = false;
+      if ((r = store_image_disk(e->store, &img, &disk, err)) < 0)
+        goto fail;
+      root_source = disk;
+    }
+  }
   /* The record and the image file now keep the image from prune. */
   store_release(e->store);
 
@@ -600,7 +657,10 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
                       .foreground = !req->detach,
                       .interactive = req->interactive,
                       .tty = req->tty,
-                      .notify_fd = -1};
+                      .notify_fd = -1,
+                      .req = req,
+                      .spec = spec,
+                      .root_source = root_source};
   if (!req->detach) {
     rec->monitor_pid = getpid();
     rec->monitor_start = proc_start_time(getpid());

@@ -277,11 +277,13 @@ def test_exec_tty_through_a_pty(isola):
     isola.ok("rm", "-f", "ttyhost")
 
 
-def test_vm_isolation_is_refused_until_it_exists(isola):
+def test_vm_isolation_without_a_kernel_fails_clearly(isola):
+    env = dict(os.environ, ISOLA_KERNEL="/nonexistent/vmlinux")
+    env.pop("ISOLA_VM_LAUNCHER", None)
     for flag in ("--isolation=vm", "--isolation=hyperv"):
-        r = isola("run", "--rm", flag, "busybox", "true")
+        r = isola("run", "--rm", flag, "busybox", "true", env=env)
         assert r.returncode == 125
-        assert "not available yet" in r.stderr and r.stderr.count("\n") == 1
+        assert "/nonexistent/vmlinux" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert isola.containers() == []
 
 

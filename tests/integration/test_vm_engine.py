@@ -1,0 +1,89 @@
+"""The host side of --isolation=vm (engine/vm.c) against the real guest-init, fast: with
+ISOLA_VM_LAUNCHER the engine starts isola-init in test mode as PID 1 of a PID namespace instead of
+booting a VM; everything else (the guest protocol, stdio relay, signals, exit statuses, records,
+logs) is what a VM container uses. The VM itself is proven by test_vm_linux.py."""
+import os
+import time
+
+import pytest
+
+from conftest import TOP
+from isola_cli import isola  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def vm_env(isola):
+    init = os.path.join(TOP, isola.build, "guest-init", "isola-init")
+    if not os.path.exists(init):
+        pytest.skip(f"{isola.build} has no isola-init")
+    return dict(os.environ,
+                ISOLA_VM_LAUNCHER=f"unshare --pid --fork --kill-child {init}")
+
+
+def test_run_in_guest_init(isola, vm_env):
+    r = isola("run", "--rm", "--isolation=vm", "--hostname", "vmbox", "-e", "A=1", "-w", "/tmp",
+              "busybox", "sh", "-c", 'echo "$A $(pwd) $(hostname)"; echo to-err >&2; exit 3',
+              env=vm_env)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "1 /tmp vmbox\n", "to-err\n")
+    assert isola.containers() == []
+
+
+@pytest.mark.parametrize("cmd,code", [(["true"], 0), (["nosuch"], 127), (["/etc/passwd"], 126)])
+def test_exit_codes(isola, vm_env, cmd, code):
+    r = isola("run", "--rm", "--isolation=vm", "busybox", *cmd, env=vm_env)
+    assert r.returncode == code, r.stderr
+
+
+def test_stdin_and_binary_output_byte_exact(isola, vm_env):
+    data = os.urandom(1 << 20)
+    r = isola("run", "--rm", "-i", "--isolation=vm", "busybox", "cat", input=data, text=False,
+              env=vm_env)
+    assert r.returncode == 0 and r.stdout == data
+
+
+def test_user_and_tmpfs(isola, vm_env):
+    r = isola("run", "--rm", "--isolation=vm", "-u", "nobody", "--tmpfs", "/scratch",
+              "busybox", "sh", "-c", "id -u; touch /scratch/y && echo tmpfs", env=vm_env)
+    assert r.stdout == "65534\ntmpfs\n", r.stderr
+
+
+def test_detached_stop_logs_rm(isola, vm_env):
+    cid = isola.ok("run", "-d", "--name", "vmsvc", "--isolation=vm", "busybox", "sh", "-c",
+                   "trap 'echo bye; exit 9' TERM; echo up; while :; do sleep 0.1; done",
+                   env=vm_env).stdout.strip()
+    for _ in range(100):
+        if isola.ok("logs", "vmsvc").stdout == "up\n":
+            break
+        time.sleep(0.05)
+    ps = isola.json("ps", "--format", "json")
+    assert [(p["id"], p["isolation"], p["state"]) for p in ps] == [(cid, "vm", "running")]
+    r = isola("exec", "vmsvc", "true")
+    assert r.returncode == 125 and "VM" in r.stderr
+    r = isola("kill", "-s", "ALRM", "vmsvc")
+    assert r.returncode == 1 and "SIGKILL" in r.stderr
+    isola.ok("stop", "vmsvc")
+    assert isola.ok("wait", "vmsvc").stdout == "9\n"
+    assert isola.ok("logs", "vmsvc").stdout == "up\nbye\n"
+    isola.ok("rm", "vmsvc")
+
+
+def test_rm_force_ends_the_vm(isola, vm_env):
+    isola.ok("run", "-d", "--name", "vmbusy", "--isolation=vm", "busybox", "sleep", "60",
+             env=vm_env)
+    t = time.monotonic()
+    isola.ok("rm", "-f", "vmbusy")
+    assert time.monotonic() - t < 8
+    assert not [f for f in os.listdir("/run") if f.startswith("isola-vm-")]
+
+
+@pytest.mark.parametrize("args,what", [
+    (["-v", "/tmp:/x"], "-v"),
+    (["-t"], "-t"),
+    (["--network", "host"], "--network host"),
+    (["--pids-limit", "5"], "--pids-limit"),
+    (["--memory", "16m"], "--memory"),
+])
+def test_flags_a_vm_cannot_honour_are_refused(isola, vm_env, args, what):
+    r = isola("run", "--rm", "--isolation=vm", *args, "busybox", "true", env=vm_env)
+    assert r.returncode == 125 and what in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert isola.containers() == []
