@@ -92,11 +92,10 @@ int vcpu_init(struct vm *vm, unsigned id, struct isola_error **err)
   r = vcpu_set_lapic(c, err);
   if (r < 0)
     return r;
-  struct {
-    struct kvm_msrs hdr;
-    struct kvm_msr_entry e[1];
-  } msrs = {.hdr.nmsrs = 1, .e[0] = {.index = MSR_IA32_MISC_ENABLE, .data = 1 /* fast strings */}};
-  ioctl(c->fd, KVM_SET_MSRS, &msrs); /* best effort: not every hypervisor has it */
+  _cleanup_free_ struct kvm_msrs *msrs = xzalloc(sizeof(*msrs) + sizeof(struct kvm_msr_entry));
+  msrs->nmsrs = 1;
+  msrs->entries[0] = (struct kvm_msr_entry){.index = MSR_IA32_MISC_ENABLE, .data = 1};
+  ioctl(c->fd, KVM_SET_MSRS, msrs); /* fast strings; best effort: not every hypervisor has it */
   struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
   if (ioctl(c->fd, KVM_SET_FPU, &fpu) < 0)
     return isola_fail(err, errno, "KVM_SET_FPU on vCPU %u", id);

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import TOP
 
-DIRS = ["lib", "runtime", "guest-init", "images", "engine", "cli"]
+DIRS = ["lib", "runtime", "guest-init", "images", "engine", "cli", "vmm"]
 SOURCES = sorted(f for d in DIRS for f in glob.glob(os.path.join(TOP, d, "*.c")))
 
 
