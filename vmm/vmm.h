@@ -384,7 +384,8 @@ struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
 /* Raise the used-buffer interrupt for queue q if the driver wants one. Call with the lock
  * held, i.e. from a callback. */
 void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned q);
-/* Tell the driver the config space changed (config generation +1, interrupt). Any thread. */
+/* Tell the driver the config space changed (config generation +1, interrupt). Any thread
+ * but from a callback (it takes the transport lock). */
 void virtio_mmio_signal_config(struct virtio_mmio *t);
 /* The device gave up on the driver (a broken queue): set DEVICE_NEEDS_RESET, interrupt. */
 void virtio_mmio_set_needs_reset(struct virtio_mmio *t);
