@@ -57,12 +57,27 @@ static void write_timing(const struct vm_timing *t)
           (unsigned long long) t->exit_ns);
 }
 
+/* "--disk PATH[,ro]": a virtio-blk device, read-only with ",ro". */
+static int add_disks(struct vm *vm, char *const *disks, unsigned n, struct isola_error **err)
+{
+  for (unsigned i = 0; i < n; i++) {
+    size_t len = strlen(disks[i]);
+    bool ro = len > 3 && strcmp(disks[i] + len - 3, ",ro") == 0;
+    _cleanup_free_ char *path = xstrndup(disks[i], ro ? len - 3 : len);
+    int r = virtio_blk_create(vm, path, ro, err);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   uint64_t t_main = now_ns();
   const char *kernel = NULL, *initrd = NULL, *cmdline = "", *vsock = NULL;
   uint64_t memory_mib = 128, cpus = 1;
   bool console = false;
+  char *disks[16];
   unsigned ndisks = 0;
   enum {
     OPT_KERNEL = 256,
@@ -112,7 +127,9 @@ int main(int argc, char **argv)
         return fail("--cpus %s: must be 1-%u", optarg, VM_MAX_CPUS);
       break;
     case OPT_DISK:
-      ndisks++;
+      if (ndisks >= ARRAY_SIZE(disks))
+        return fail("--disk %s: at most %zu disks", optarg, ARRAY_SIZE(disks));
+      disks[ndisks++] = optarg;
       break;
     case OPT_VSOCK:
       vsock = optarg;
@@ -132,11 +149,6 @@ int main(int argc, char **argv)
     return fail("unexpected argument \"%s\"", argv[optind]);
   if (!kernel)
     return fail("--kernel is required");
-  /* The device helper wires these to virtio_blk_create()/virtio_vsock_create(). */
-  if (ndisks)
-    return fail("--disk: virtio-blk is not built into this isola-vmm yet");
-  if (vsock)
-    return fail("--vsock-socket: virtio-vsock is not built into this isola-vmm yet");
 
   _cleanup_error_ struct isola_error *err = NULL;
   struct vm *vm = NULL;
@@ -150,7 +162,9 @@ int main(int argc, char **argv)
   int status = VM_STATUS_MONITOR;
   if (loader_load_kernel(vm, kernel, &bi, &err) < 0 ||
       (initrd && loader_load_initrd(vm, initrd, &bi, &err) < 0) || vm_kvm_init(vm, &err) < 0 ||
-      virtio_rng_create(vm, &err) < 0 || boot_cmdline(vm, cmdline, &full_cmdline, &err) < 0 ||
+      virtio_rng_create(vm, &err) < 0 || add_disks(vm, disks, ndisks, &err) < 0 ||
+      (vsock && virtio_vsock_create(vm, vsock, &err) < 0) ||
+      boot_cmdline(vm, cmdline, &full_cmdline, &err) < 0 ||
       boot_setup(vm, &bi, full_cmdline, &err) < 0) {
     fail("%s", err->msg);
     goto out;
