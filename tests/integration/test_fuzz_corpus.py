@@ -7,7 +7,8 @@ import pytest
 
 from conftest import BUILDS, TOP
 
-HARNESSES = {"fuzz_spec": "spec", "fuzz_cli": "cli", "fuzz_unpack": "unpack", "fuzz_images": "images"}
+HARNESSES = {"fuzz_spec": "spec", "fuzz_cli": "cli", "fuzz_unpack": "unpack", "fuzz_images": "images",
+             "fuzz_guest": "guest"}
 
 
 @pytest.mark.parametrize("build", BUILDS)
