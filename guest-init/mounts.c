@@ -94,16 +94,10 @@ int guest_root_mount(const struct guest_config *cfg, const struct init_options *
   r = is_dev ? mount_block(source, fstype, lower, err) : mount_directory(dirfd, source, lower, err);
   if (r < 0)
     return r;
-  if (!strcmp(writable, "none")) {
-    if ((r = mkdir_p_at(AT_FDCWD, GUEST_NEWROOT, 0755)) < 0)
-      return isola_fail(err, -r, "cannot create \"%s\"", GUEST_NEWROOT);
-    if (mount(lower, GUEST_NEWROOT, NULL, MS_BIND | MS_REC, NULL) < 0)
-      return isola_fail(err, errno, "cannot bind the root layer");
-    return 0;
-  }
-
+  /* A read-only root ("none") gets a tmpfs upper layer too, so that the mount points the image
+   * lacks (/run, /dev/shm...) can be made; guest_mount_container() then makes it read-only. */
   const char *rw = GUEST_STAGE "/rw";
-  if (!strcmp(writable, "tmpfs"))
+  if (!strcmp(writable, "tmpfs") || !strcmp(writable, "none"))
     r = mount_at("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", err);
   else if ((r = mount_at(writable, rw, "ext4", MS_NODEV, NULL, err)) < 0)
     isola_error_prefix(err, "the writable disk");
@@ -243,5 +237,8 @@ int guest_mount_container(const struct guest_config *cfg, bool test_mode, struct
   for (size_t i = 0; i < cfg->n_mounts; i++)
     if ((r = mount_user(&cfg->mounts[i], i, err)) < 0)
       return r;
+  if (cfg->root.writable && !strcmp(cfg->root.writable, "none") &&
+      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+    return isola_fail(err, errno, "cannot make the root read-only");
   return 0;
 }

@@ -41,6 +41,13 @@ def test_stdin_and_binary_output_byte_exact(isola, vm_env):
     assert r.returncode == 0 and r.stdout == data
 
 
+def test_read_only_root(isola, vm_env):
+    r = isola("run", "--rm", "--isolation=vm", "--read-only", "--tmpfs", "/scratch", "busybox",
+              "sh", "-c", "touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs; "
+              "grep ' / ' /proc/mounts | grep -c ro,", env=vm_env)
+    assert r.stdout == "ro\ntmpfs\n1\n", r.stderr
+
+
 def test_user_and_tmpfs(isola, vm_env):
     r = isola("run", "--rm", "--isolation=vm", "-u", "nobody", "--tmpfs", "/scratch",
               "busybox", "sh", "-c", "id -u; touch /scratch/y && echo tmpfs", env=vm_env)
