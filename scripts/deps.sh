@@ -12,6 +12,7 @@ pkgs=(
   crun runc podman containerd uidmap
   debootstrap skopeo
   docker-registry python3-cryptography
+  qemu-system-x86
 )
 missing=()
 for p in "${pkgs[@]}"; do
