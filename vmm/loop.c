@@ -13,11 +13,12 @@ struct loop {
   pthread_t thread;
   bool running;
   pthread_mutex_t lock;       /* guards watches */
-  struct loop_watch *watches; /* freed by loop_destroy */
+  struct loop_watch *watches; /* removed ones are freed after each batch of events */
 };
 
-/* epoll_event.data points at one of these; they live until loop_destroy (a handler may be
- * removed while an event for it is still in the current batch). */
+/* epoll_event.data points at one of these. A removed watch is freed only after the batch of
+ * events in which it was removed (an event for it may still be in that batch), so a guest that
+ * keeps opening and closing connections cannot grow the list. */
 struct loop_watch {
   int fd;
   loop_fn fn;
@@ -66,12 +67,31 @@ int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fn fn, void *op
 
 int loop_del_fd(struct loop *loop, int fd)
 {
+  /* Out of epoll first: once marked, the watch may be freed after the current batch, and no
+   * later epoll_wait may return it. */
+  int r = epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
   pthread_mutex_lock(&loop->lock);
   for (struct loop_watch *w = loop->watches; w; w = w->next)
     if (w->fd == fd)
       __atomic_store_n(&w->removed, true, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&loop->lock);
-  return epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+  return r;
+}
+
+/* Free the watches removed so far; only the loop thread calls this, between batches. */
+static void loop_sweep(struct loop *l)
+{
+  pthread_mutex_lock(&l->lock);
+  for (struct loop_watch **p = &l->watches; *p;) {
+    struct loop_watch *w = *p;
+    if (__atomic_load_n(&w->removed, __ATOMIC_ACQUIRE)) {
+      *p = w->next;
+      free(w);
+    } else {
+      p = &w->next;
+    }
+  }
+  pthread_mutex_unlock(&l->lock);
 }
 
 static void *loop_thread(void *arg)
@@ -92,6 +112,7 @@ static void *loop_thread(void *arg)
       if (!__atomic_load_n(&w->removed, __ATOMIC_ACQUIRE))
         w->fn(w->opaque, evs[i].events);
     }
+    loop_sweep(l);
   }
 }
 
