@@ -72,16 +72,16 @@ static int vm_paths_find(struct vm_paths *p, struct isola_error **err)
   const char *launcher = getenv("ISOLA_VM_LAUNCHER");
   if (launcher && *launcher)
     return 0; /* tests: no VM, see spawn_vmm() */
-  if (access(p->vmm, X_OK) < 0)
-    return isola_fail(err, errno, "--isolation=vm: the monitor \"%s\" is missing", p->vmm);
-  if (access(p->initrd, R_OK) < 0)
-    return isola_fail(err, errno, "--isolation=vm: guest-init's initramfs \"%s\" is missing",
-                      p->initrd);
   if (access(p->kernel, R_OK) < 0)
     return isola_fail(err, errno,
                       "--isolation=vm: no guest kernel at \"%s\" (build it: "
                       "kernel-config/build.sh, or set ISOLA_KERNEL)",
                       p->kernel);
+  if (access(p->vmm, X_OK) < 0)
+    return isola_fail(err, errno, "--isolation=vm: the monitor \"%s\" is missing", p->vmm);
+  if (access(p->initrd, R_OK) < 0)
+    return isola_fail(err, errno, "--isolation=vm: guest-init's initramfs \"%s\" is missing",
+                      p->initrd);
   return 0;
 }
 
