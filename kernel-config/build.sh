@@ -68,8 +68,13 @@ patches $patches_sha"
 key=$src_version-$(printf '%s\n' "$key_text" | sha256sum | cut -c1-12)
 out=$cache/$key
 
-# The path goes to stdout; everything else to stderr.
-publish() { echo "$out/vmlinux"; }
+# The path goes to stdout; everything else to stderr. $cache/vmlinux follows the kernel last
+# built or asked for: it is where the engine looks by default (docs/vm.md).
+publish() {
+  { ln -sfn "$key/vmlinux" "$cache/.vmlinux.$$" && mv -Tf "$cache/.vmlinux.$$" "$cache/vmlinux"; } 2>/dev/null ||
+    rm -f "$cache/.vmlinux.$$"
+  echo "$out/vmlinux"
+}
 
 if ((!force)) && [[ -f $out/vmlinux ]]; then
   ((print_path)) || say "cached: $out"
