@@ -39,18 +39,29 @@ INIT_C = r"""
  * What a kvm_pvm host does with a user-mode SYSCALL: rcx and r11 set, then a jump to
  * entry_SYSCALL_64 still in user mode, which faults on the instruction fetch. Doing the same by
  * hand reproduces that fault on any CPU, so the isola.pvm=1 path can be tested anywhere.
+ * r11 (the flags to return with) is the caller's, ANDed with and_flags and ORed with or_flags;
+ * *flags_after gets the flags the kernel returned with. (Compiled with -mno-red-zone: pushfq.)
  */
-static long syscall_by_jump(unsigned long entry, long nr, long a1, long a2, long a3)
+static long syscall_by_jump(unsigned long entry, long nr, long a1, long a2, long a3,
+                            unsigned long and_flags, unsigned long or_flags,
+                            unsigned long *flags_after)
 {
     long ret;
+    unsigned long after;
     __asm__ volatile("lea 1f(%%rip), %%rcx\n\t"
                      "pushfq\n\t"
                      "pop %%r11\n\t"
+                     "and %[andf], %%r11\n\t"
+                     "or %[orf], %%r11\n\t"
                      "jmp *%[entry]\n"
-                     "1:"
-                     : "=a"(ret)
-                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), [entry] "r"(entry)
+                     "1:\n\t"
+                     "pushfq\n\t"
+                     "pop %[after]"
+                     : "=a"(ret), [after] "=&r"(after)
+                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), [entry] "r"(entry),
+                       [andf] "r"(and_flags), [orf] "r"(or_flags)
                      : "rcx", "r11", "cc", "memory");
+    *flags_after = after;
     return ret;
 }
 
@@ -61,9 +72,18 @@ static void test_syscall_by_jump(const char *entry_hex)
     pid_t pid = fork();
     if (pid == 0) {
         static const char msg[] = "pvm-syscall: write through the page-fault path\n";
-        long r = syscall_by_jump(entry, SYS_getpid, 0, 0, 0);
-        syscall_by_jump(entry, SYS_write, 1, (long)msg, sizeof msg - 1);
-        _exit(r == getpid() ? 0 : 1);
+        unsigned long flags;
+        long r = syscall_by_jump(entry, SYS_getpid, 0, 0, 0, ~0ul, 0, &flags);
+        syscall_by_jump(entry, SYS_write, 1, (long)msg, sizeof msg - 1, ~0ul, 0, &flags);
+        if (r != getpid())
+            _exit(1);
+        /* Made-up flags: IOPL 3 and IF clear must not come back. */
+        r = syscall_by_jump(entry, SYS_getpid, 0, 0, 0, ~0x200ul, 0x3000ul, &flags);
+        if (r != getpid() || (flags & 0x3000) || !(flags & 0x200)) {
+            printf("pvm-syscall: returned with flags %#lx\n", flags);
+            _exit(2);
+        }
+        _exit(0);
     }
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
@@ -71,7 +91,7 @@ static void test_syscall_by_jump(const char *entry_hex)
     else if (WIFSIGNALED(status))
         printf("pvm-syscall: killed by signal %d\n", WTERMSIG(status));
     else
-        printf("pvm-syscall: %s\n", WEXITSTATUS(status) == 0 ? "ok" : "wrong result");
+        printf("pvm-syscall: %s\n", WEXITSTATUS(status) == 0 ? "ok" : "wrong result or flags");
     fflush(stdout);
 }
 
@@ -226,7 +246,7 @@ def build_initramfs(tmp_path):
     gcc = shutil.which("gcc")
     assert gcc, "gcc is missing: run scripts/deps.sh"
     (tmp_path / "init.c").write_text(INIT_C)
-    subprocess.run([gcc, "-static", "-Os", "-Wall", "-Werror", "-o", str(tmp_path / "init"),
+    subprocess.run([gcc, "-static", "-Os", "-mno-red-zone", "-Wall", "-Werror", "-o", str(tmp_path / "init"),
                     str(tmp_path / "init.c")], check=True)
     make_initramfs(tmp_path / "initramfs.cpio", tmp_path / "init")
     return tmp_path / "initramfs.cpio"
@@ -305,7 +325,8 @@ def test_boots_with_kvm(vmlinux, tmp_path):
 def test_pvm_switch_completes_a_syscall_that_faults_at_the_entry(vmlinux, tmp_path):
     """Emulated CPU (TCG): the kernel boots with the whole kvm_pvm line, so the workarounds are
     harmless on a CPU that needs none, and a SYSCALL left half done (a user-mode jump to
-    entry_SYSCALL_64, as the kvm_pvm host leaves it) is completed by the isola.pvm=1 path."""
+    entry_SYSCALL_64, as the kvm_pvm host leaves it) is completed by the isola.pvm=1 path,
+    which takes no privileged flags (IOPL, IF clear) from a made-up r11."""
     cmdline = (f"console=ttyS0 panic=-1 rodata=off {PVM_CMDLINE}"
                f" isola_test_syscall_entry={syscall_entry(vmlinux)}")
     out, rc, _, _ = qemu_boot(vmlinux, build_initramfs(tmp_path), cmdline, "tcg")
