@@ -4,8 +4,9 @@
 # cached outside the repository under a key made of the source version, the config fragment and
 # the patches, so a second run only prints the path. See README.md next to this script.
 #
-#   kernel-config/build.sh               build if needed, show progress, print the vmlinux path
-#   kernel-config/build.sh --print-path  the same, but stdout carries only the path (for scripts)
+#   kernel-config/build.sh               build if needed (progress on stderr), print the vmlinux path
+#   kernel-config/build.sh --print-path  for scripts: silent on a cache hit, stage lines only
+#                                        while building; stdout is the path alone in both modes
 #   options: --force (rebuild even if cached), --jobs N (default 2), --cache DIR
 #   environment: ISOLA_KERNEL_CACHE (default /var/cache/isola/kernel)
 set -euo pipefail
@@ -29,7 +30,7 @@ while (($#)); do
     --force) force=1 ;;
     --jobs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--jobs needs a positive number"; jobs=$2; shift ;;
     --cache) [[ -n ${2:-} ]] || die "--cache needs a directory"; cache=$2; shift ;;
-    -h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) die "unknown argument \"$1\" (try --help)" ;;
   esac
   shift
