@@ -349,3 +349,16 @@ def test_without_the_switch_the_kernel_is_unchanged(vmlinux, tmp_path):
     assert re.search(rf"segfault at {entry.lstrip('0')} ip {entry.lstrip('0')} .*error 15", out), \
         out[-6000:]
     assert_guest_ok(out, rc)
+
+
+def test_guest_init_starts_as_the_vms_init(vmlinux):
+    """Our kernel with guest-init's initramfs (the one isola-vmm is given): /init is the static
+    isola-init, it starts and reaches its vsock connect (QEMU here has no vhost-vsock, so the
+    connect fails and init reboots the VM, which ends QEMU)."""
+    initramfs = os.path.join(TOP, "build", "guest-init", "isola-initramfs.cpio")
+    if not os.path.exists(initramfs):
+        pytest.skip("build/ has no guest-init/isola-initramfs.cpio")
+    out, rc, _, _ = qemu_boot(vmlinux, initramfs, "console=ttyS0 panic=-1 rodata=off", "tcg")
+    assert "Run /init as init process" in out, out[-4000:]
+    assert "isola-init: cannot connect to vsock 2:1024" in out, out[-4000:]
+    assert "Kernel panic" not in out and rc == 0, out[-4000:]
