@@ -1,6 +1,7 @@
 /* isola: a docker-like command line for images and containers (process isolation today). */
 #include "isola.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -62,7 +63,7 @@ int isola_parse_size(const char *s, int64_t *out)
   char *end;
   errno = 0;
   double v = strtod(s, &end);
-  if (end == s || errno || v < 0)
+  if (end == s || errno || !isfinite(v) || v < 0)
     return -EINVAL;
   double mult = 1;
   switch (*end) {

@@ -43,6 +43,10 @@ int isola_verb_rmi(struct isola_cli *cli, int argc, char **argv, struct isola_er
         store_untag(eng.store, argv[i], force, &gone, &e1);
       free(img.name);
       free(img.created);
+    } else if (e1->code == ENOENT) {
+      /* Not listed: a damaged image's name can still be removed. */
+      isola_error_free(&e1);
+      store_untag(eng.store, argv[i], force, &gone, &e1);
     }
     if (e1) {
       log_error_to_stderr("isola", e1->msg);

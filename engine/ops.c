@@ -150,12 +150,19 @@ int engine_rm(struct engine *e, const char *what, bool force, struct isola_error
   if (r < 0)
     return r;
   struct runtime_opts ro = {.root = e->run_root};
-  if (ctr_record_live_status(rec) == CTR_RUNNING) {
+  enum ctr_status st = ctr_record_live_status(rec);
+  if (st != CTR_EXITED) {
     if (!force)
-      return isola_failx(err, EBUSY, "container %s is running: stop it first, or use --force",
-                         rec->name);
+      return isola_failx(err, EBUSY, "container %s is %s: stop it first, or use --force", rec->name,
+                         st == CTR_RUNNING ? "running" : "starting");
     struct isola_error *e1 = NULL;
-    ctr_signal(e, rec, SIGKILL, true, &e1);
+    if (st == CTR_RUNNING) {
+      ctr_signal(e, rec, SIGKILL, true, &e1);
+    } else if (rec->monitor_pid > 0) {
+      /* Still being set up (or a VM booting): end the monitor; what it made is cleaned below,
+       * and a VM's monitor dies with it (PR_SET_PDEATHSIG). */
+      kill(rec->monitor_pid, SIGKILL);
+    }
     isola_error_free(&e1);
     int code;
     if (!wait_exited(e, rec->id, 10000, &code))
@@ -168,6 +175,13 @@ int engine_rm(struct engine *e, const char *what, bool force, struct isola_error
   _cleanup_free_ char *cdir = ctr_dir(e, rec->id), *rootfs = xasprintf("%s/bundle/rootfs", cdir);
   while (umount2(rootfs, MNT_DETACH) == 0)
     ;
+  /* Sockets a killed monitor could not remove (engine/run.c, engine/vm.c). */
+  _cleanup_free_ char *s1 = xasprintf("/run/isola-console-%.16s.sock", rec->id),
+                      *s2 = xasprintf("/run/isola-vm-%.16s.sock", rec->id),
+                      *s3 = xasprintf("/run/isola-vm-%.16s.sock_1024", rec->id);
+  unlink(s1);
+  unlink(s2);
+  unlink(s3);
   r = rm_rf_at(AT_FDCWD, cdir);
   if (r < 0 && r != -ENOENT)
     return isola_fail(err, -r, "cannot remove \"%s\"", cdir);

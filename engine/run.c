@@ -230,7 +230,7 @@ static void monitor_notify(struct monitor *m, const char *msg)
 
 /* Copy what is readable from `from` to the log and (in the foreground) to `to`. Returns false at
  * end of file. */
-static bool relay(int from, int log_fd, int to)
+static bool relay(int from, int log_fd, int *to)
 {
   char buf[65536];
   ssize_t n = read(from, buf, sizeof(buf));
@@ -239,8 +239,10 @@ static bool relay(int from, int log_fd, int to)
   if (n <= 0)
     return false;
   (void) write_all(log_fd, buf, n);
-  if (to >= 0)
-    (void) write_all(to, buf, n);
+  /* A reader that went away (`isola run ... | head -1`) stops the copy, not the container: the
+   * logs keep everything. */
+  if (*to >= 0 && write_all(*to, buf, n) < 0)
+    *to = -1;
   return true;
 }
 
@@ -287,6 +289,8 @@ static int monitor_run(struct monitor *m, int *status, struct isola_error **err)
   int outp[2] = {-1, -1}, errp[2] = {-1, -1};
   int r = 0;
   pid_t pid = 0;
+  bool pipe_ignored = false;
+  struct sigaction old_pipe = {0};
   *status = EXIT_ENGINE;
   if (log_out < 0 || log_err < 0) {
     r = isola_fail(err, errno, "cannot create the logs in \"%s\"", m->cdir);
@@ -344,6 +348,11 @@ static int monitor_run(struct monitor *m, int *status, struct isola_error **err)
   }
   if ((r = container_start(&m->ro, rec->id, err)) < 0)
     goto out_delete;
+  /* From here on we only relay: a closed stdout or notify pipe must not kill the monitor (the
+   * container's processes exist already, with their own dispositions). */
+  struct sigaction ign = {.sa_handler = SIG_IGN};
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  pipe_ignored = true;
   char now[40];
   engine_now(now);
   free(rec->started);
@@ -386,9 +395,9 @@ static int monitor_run(struct monitor *m, int *status, struct isola_error **err)
       continue;
     if (n <= 0)
       break;
-    if (p[0].revents && !relay(fd_out, log_out, to_out))
+    if (p[0].revents && !relay(fd_out, log_out, &to_out))
       out_open = false;
-    if (p[1].revents && !relay(fd_err, log_err, to_err))
+    if (p[1].revents && !relay(fd_err, log_err, &to_err))
       err_open = false;
     if (p[3].revents) {
       char buf[4096];
@@ -431,6 +440,8 @@ static int monitor_run(struct monitor *m, int *status, struct isola_error **err)
   r = 0;
 
 out_delete:;
+  if (pipe_ignored)
+    sigaction(SIGPIPE, &old_pipe, NULL);
   struct isola_error *derr = NULL;
   container_delete(&m->ro, rec->id, true, &derr);
   isola_error_free(&derr);
@@ -580,6 +591,10 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
   _cleanup_strv_ char **layers = NULL;
   _cleanup_json_ struct json_object *spec = NULL;
   bool mounted = false;
+  /* The process setting the container up is its monitor until a detached one takes over: a
+   * record with a live monitor is never taken for a dead container by rm or ps. */
+  rec->monitor_pid = getpid();
+  rec->monitor_start = proc_start_time(getpid());
   if ((r = create_record(e, rec, err)) < 0) {
     image_config_free(ic);
     return r;
@@ -690,6 +705,9 @@ int engine_run(struct engine *e, const struct run_request *req, int *status, cha
     m.notify_fd = np[1];
     rec->monitor_pid = getpid();
     rec->monitor_start = proc_start_time(getpid());
+    struct isola_error *werr = NULL;
+    ctr_record_write(e, rec, &werr);
+    isola_error_free(&werr);
     struct isola_error *merr = NULL;
     int st = 0;
     monitor_run(&m, &st, &merr);

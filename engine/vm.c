@@ -221,6 +221,7 @@ static pid_t spawn_vmm(const struct vm_paths *p, const char *disk, const char *u
   _cleanup_free_ char *diskarg = xasprintf("%s,ro", disk);
   const char *cmdline = "console=ttyS0 quiet panic=-1 isola.root=/dev/vda isola.rootfstype=erofs";
   const char *launcher = getenv("ISOLA_VM_LAUNCHER");
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)
     return isola_fail(err, errno, "cannot start the VM monitor");
@@ -228,7 +229,10 @@ static pid_t spawn_vmm(const struct vm_paths *p, const char *disk, const char *u
     return pid;
   /* The VM lives no longer than its monitor process (us). */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent)
+    _exit(1); /* the monitor died before the death signal was armed */
   setsid();
+  signal(SIGPIPE, SIG_DFL);
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   dup2(null, 0);
   dup2(log_fd, 1);
@@ -299,11 +303,11 @@ struct vm_session {
   char error[ISOLA_GUEST_MAX_ERROR + 1];
 };
 
-static void relay_out(int log_fd, int to, const unsigned char *d, uint32_t n)
+static void relay_out(int log_fd, int *to, const unsigned char *d, uint32_t n)
 {
   (void) write_all(log_fd, d, n);
-  if (to >= 0)
-    (void) write_all(to, d, n);
+  if (*to >= 0 && write_all(*to, d, n) < 0)
+    *to = -1; /* the reader went away: keep logging */
 }
 
 /* Handle one frame from the guest; returns -EPROTO on a frame the host never expects. */
@@ -315,10 +319,10 @@ static int on_frame(struct vm_session *s, uint32_t type, const unsigned char *d,
     *started = true;
     return 0;
   case ISOLA_GUEST_STDOUT:
-    relay_out(s->log_out, s->out_fd, d, n);
+    relay_out(s->log_out, &s->out_fd, d, n);
     return 0;
   case ISOLA_GUEST_STDERR:
-    relay_out(s->log_err, s->err_fd, d, n);
+    relay_out(s->log_err, &s->err_fd, d, n);
     return 0;
   case ISOLA_GUEST_STDIN_ACK: {
     uint32_t k = isola_guest_get_u32(d);
@@ -478,6 +482,8 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   _cleanup_close_ int log_out = open(out_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   _cleanup_close_ int log_err = open(err_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   pid_t vmm = -1;
+  bool pipe_ignored = false;
+  struct sigaction old_pipe = {0};
   _cleanup_json_ struct json_object *msg = process_message(spec, req, root_source);
   if (log_out < 0 || log_err < 0 ||
       (logfd = open(vmm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
@@ -494,6 +500,10 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   }
   rec->vmm_pid = vmm;
   rec->vmm_start = proc_start_time(vmm);
+  /* Only relaying from here on: a closed stdout must not kill the monitor. */
+  struct sigaction ign = {.sa_handler = SIG_IGN};
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  pipe_ignored = true;
   if ((r = ctr_record_write(e, rec, err)) < 0)
     goto out;
   if ((conn = accept_guest(lfd, vmm, vmm_log, err)) < 0) {
@@ -537,6 +547,8 @@ out:
   if (lfd >= 0)
     unlink(guest_sock);
   unlink(uds);
+  if (pipe_ignored)
+    sigaction(SIGPIPE, &old_pipe, NULL);
   sigprocmask(SIG_SETMASK, &old, NULL);
   vm_paths_clear(&paths);
   return r;

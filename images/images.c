@@ -144,9 +144,15 @@ int store_list(struct image_store *s, struct image_entry **out, size_t *n, struc
       continue;
     v[k].name = xstrdup(name);
     memcpy(v[k].manifest, d, DIGEST_LEN + 1);
-    if ((r = entry_fill(s, &v[k], err)) < 0) {
-      image_entries_free(v, k + 1);
-      return r;
+    /* One damaged image (a blob gone or corrupt) must not hide the others: it is left out of
+     * the list, and `rmi NAME` still removes its name (store_untag). */
+    struct isola_error *fill_err = NULL;
+    if (entry_fill(s, &v[k], &fill_err) < 0) {
+      isola_error_free(&fill_err);
+      free(v[k].name);
+      free(v[k].created);
+      memset(&v[k], 0, sizeof(v[k]));
+      continue;
     }
     k++;
   }
@@ -228,9 +234,32 @@ int store_untag(struct image_store *s, const char *what, bool force, char ***rem
                 struct isola_error **err)
 {
   struct image_entry img = {0};
-  int r = store_resolve(s, what, &img, err);
-  if (r < 0)
+  struct isola_error *rerr = NULL;
+  int r = store_resolve(s, what, &img, &rerr);
+  if (r < 0) {
+    /* A damaged image is not listed, but its name can still go. */
+    struct image_ref ref = {0};
+    _cleanup_free_ char *full = NULL;
+    if (ref_parse(what, &ref, NULL) == 0)
+      full = ref_format(&ref);
+    ref_clear(&ref);
+    _cleanup_close_ int lk = -1;
+    _cleanup_json_ struct json_object *idx = NULL;
+    if (r == -ENOENT && full && store_lock(s, &lk, NULL) == 0 && index_read(s, &idx, NULL) == 0 &&
+        json_object_object_get(index_images(idx), full)) {
+      isola_error_free(&rerr);
+      json_object_object_del(index_images(idx), full);
+      if ((r = index_write(s, idx, err)) < 0)
+        return r;
+      if (removed) {
+        *removed = xzalloc(sizeof(char *));
+        *removed = strv_append(*removed, full);
+      }
+      return 0;
+    }
+    *err = rerr;
     return r;
+  }
   _cleanup_free_ char *name = img.name, *created = img.created;
   _cleanup_close_ int lock = -1;
   if ((r = store_lock(s, &lock, err)) < 0)

@@ -4,6 +4,7 @@ import json
 import os
 import pty
 import select
+import shlex
 import signal
 import subprocess
 import time
@@ -437,3 +438,33 @@ def test_vm_disk_of_an_image(isola, tmp_path):
     assert not os.path.exists(path)
     r = isola("disk", "localhost/nothing:1")
     assert r.returncode == 1 and "no such image" in r.stderr
+
+
+def test_a_reader_that_goes_away_does_not_kill_the_monitor(isola):
+    """`isola run ... | head -1`: the monitor keeps logging and still cleans up (--rm)."""
+    cmd = shlex.join(isola.cmd("run", "--rm", "busybox", "sh", "-c", "seq 1 200000; sleep 1"))
+    p = subprocess.run(cmd + " | head -1", shell=True, capture_output=True, text=True,
+                       timeout=60)
+    assert p.stdout == "1\n", p.stderr
+    assert isola.containers() == []
+
+
+def test_a_damaged_image_does_not_hide_the_others(isola):
+    isola.ok("run", "--rm", "busybox", "true")
+    isola.ok("tag", "busybox", "localhost/other:1")
+    info = isola.json("inspect", "--type", "image", "busybox")[0]
+    # Damage the config blob both names share, then give one name a manifest of its own that
+    # is fine: only the damaged image disappears from the list, and rmi still removes its name.
+    cfg = os.path.join(isola.root, "blobs", "sha256", info["Id"][7:])
+    os.chmod(cfg, 0o600)
+    with open(cfg, "ab") as f:
+        f.write(b" ")
+    assert isola.json("images", "--format", "json") == []
+    isola.ok("rmi", "localhost/other:1")
+    r = isola("run", "--rm", "localhost/other:1", "true")
+    assert r.returncode == 125 and "no such image" in r.stderr
+
+
+def test_memory_nan_is_refused(isola):
+    r = isola("run", "--rm", "--memory", "nan", "busybox", "true")
+    assert r.returncode == 125 and "--memory" in r.stderr
