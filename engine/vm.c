@@ -267,17 +267,28 @@ static char *last_log_line(const char *path)
   return xstrdup(nl ? nl + 1 : text);
 }
 
-static int accept_guest(int lfd, pid_t vmm, const char *vmm_log, struct isola_error **err)
+/* Wait for guest-init to connect. A terminating signal meanwhile (Ctrl-C, `isola stop`) ends
+ * the boot: -EINTR with the signal in *sig. */
+static int accept_guest(int lfd, int sigfd, pid_t vmm, const char *vmm_log, int *sig,
+                        struct isola_error **err)
 {
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
-    struct pollfd p = {.fd = lfd, .events = POLLIN};
-    int n = poll(&p, 1, 200);
-    if (n > 0) {
+    struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+    int n = poll(p, 2, 200);
+    if (n > 0 && p[0].revents) {
       int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
       if (c >= 0)
         return c;
+    }
+    if (n > 0 && p[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(sigfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
+        if (si.ssi_signo != SIGCHLD) {
+          *sig = (int) si.ssi_signo;
+          return -EINTR;
+        }
     }
     int st;
     if (waitpid(vmm, &st, WNOHANG) == vmm) {
@@ -362,6 +373,7 @@ static int vm_converse(struct vm_session *s, struct json_object *msg, void (*on_
     return isola_fail(err, -r, "cannot talk to the VM's init");
   }
   bool hello_seen = false, conn_open = true;
+  int pending_sig = 0; /* a signal that came before the process started: sent once it has */
   while (s->status < 0 && conn_open) {
     struct pollfd p[3] = {
         {.fd = s->conn, .events = POLLIN},
@@ -393,8 +405,12 @@ static int vm_converse(struct vm_session *s, struct json_object *msg, void (*on_
           free(fr.buf);
           return isola_failx(err, EPROTO, "the VM's init sent an unexpected frame (type %u)", type);
         }
-        if (started && !was_started && on_started)
-          on_started(arg);
+        if (started && !was_started) {
+          if (on_started)
+            on_started(arg);
+          if (pending_sig)
+            send_u32(s->conn, ISOLA_GUEST_SIGNAL, (uint32_t) pending_sig);
+        }
       }
       reader_compact(&fr, consumed);
       if (k < 0) {
@@ -404,9 +420,14 @@ static int vm_converse(struct vm_session *s, struct json_object *msg, void (*on_
     }
     if (p[1].revents) {
       struct signalfd_siginfo si;
-      while (read(s->sigfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
-        if (si.ssi_signo != SIGCHLD && si.ssi_signo != SIGWINCH && started)
+      while (read(s->sigfd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD || si.ssi_signo == SIGWINCH)
+          continue;
+        if (started)
           send_u32(s->conn, ISOLA_GUEST_SIGNAL, si.ssi_signo);
+        else
+          pending_sig = (int) si.ssi_signo;
+      }
     }
     if (p[2].revents) {
       unsigned char buf[ISOLA_GUEST_MAX_DATA];
@@ -506,12 +527,20 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   pipe_ignored = true;
   if ((r = ctr_record_write(e, rec, err)) < 0)
     goto out;
-  if ((conn = accept_guest(lfd, vmm, vmm_log, err)) < 0) {
-    r = conn;
-    goto out;
-  }
   sigset_t sfdset = set;
   sigfd = signalfd(-1, &sfdset, SFD_CLOEXEC | SFD_NONBLOCK);
+  int boot_sig = 0;
+  if ((conn = accept_guest(lfd, sigfd, vmm, vmm_log, &boot_sig, err)) < 0) {
+    r = conn;
+    if (r == -EINTR) {
+      /* Stopped while booting: the process never ran; report it as killed by that signal. */
+      kill(-vmm, SIGKILL);
+      kill(vmm, SIGKILL);
+      *status = 128 + boot_sig;
+      r = 0;
+    }
+    goto out;
+  }
   in_fd = req->interactive && foreground ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
   struct vm_session s = {.conn = conn,
                          .in_fd = in_fd,

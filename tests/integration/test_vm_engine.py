@@ -3,6 +3,8 @@ ISOLA_VM_LAUNCHER the engine starts isola-init in test mode as PID 1 of a PID na
 booting a VM; everything else (the guest protocol, stdio relay, signals, exit statuses, records,
 logs) is what a VM container uses. The VM itself is proven by test_vm_linux.py."""
 import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -94,3 +96,24 @@ def test_flags_a_vm_cannot_honour_are_refused(isola, vm_env, args, what):
     r = isola("run", "--rm", "--isolation=vm", *args, "busybox", "true", env=vm_env)
     assert r.returncode == 125 and what in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert isola.containers() == []
+
+
+def test_stop_while_the_vm_boots(isola, vm_env):
+    """A slow boot (the launcher waits 3 s before guest-init starts): stop ends it at once, the
+    container reports 128+SIGTERM, and nothing is left."""
+    env = dict(vm_env, ISOLA_VM_LAUNCHER="sleep 3; exec " + vm_env["ISOLA_VM_LAUNCHER"])
+    isola.ok("run", "-d", "--name", "slowboot", "--isolation=vm", "busybox", "sleep", "60",
+             env=env)
+    # -d returns once the process started; here that is after the boot, so stop it during a
+    # second, foreground one instead.
+    isola.ok("rm", "-f", "slowboot")
+    p = subprocess.Popen(isola.cmd("run", "--rm", "--isolation=vm", "busybox", "sleep", "60"),
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1)
+    t = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - t < 5
+    assert isola.containers() == []
+    assert not [f for f in os.listdir("/run") if f.startswith("isola-vm-")]
