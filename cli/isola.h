@@ -42,5 +42,13 @@ int isola_open_store(struct isola_cli *cli, struct image_store **out, struct iso
 /* Open the store and set up the engine for container verbs; close with isola_engine_close(). */
 int isola_engine_open(struct isola_cli *cli, struct engine *e, struct isola_error **err);
 void isola_engine_close(struct engine *e);
+/* For verbs that act on several containers (kill, stop, wait, rm): `fn` runs for each name;
+ * returning 0 prints the name, 1 means it printed its own line, <0 prints the error and the
+ * verb's status becomes 1. With release_store the store's gc lock is dropped first (the verb
+ * may wait long). */
+typedef int (*isola_each_fn)(struct engine *e, const char *what, void *arg,
+                             struct isola_error **err);
+int isola_each_container(struct isola_cli *cli, char **names, int n, bool release_store,
+                         isola_each_fn fn, void *arg, struct isola_error **err);
 /* "512m", "1g", "1048576" → bytes (binary units, as docker). */
 int isola_parse_size(const char *s, int64_t *out);

@@ -1,6 +1,11 @@
 /* kill: a signal (default SIGKILL, as docker) to a running container. */
 #include "isola.h"
 
+static int kill_one(struct engine *e, const char *what, void *arg, struct isola_error **err)
+{
+  return engine_kill(e, what, *(int *) arg, err);
+}
+
 int isola_verb_kill(struct isola_cli *cli, int argc, char **argv, struct isola_error **err)
 {
   const char *signal = "KILL";
@@ -18,20 +23,5 @@ int isola_verb_kill(struct isola_cli *cli, int argc, char **argv, struct isola_e
     isola_failx(err, EINVAL, "kill: unknown signal \"%s\"", signal);
     return 1;
   }
-  struct engine eng = {0};
-  int status = 0;
-  if (isola_engine_open(cli, &eng, err) < 0)
-    return 1;
-  for (int i = first; i < argc; i++) {
-    struct isola_error *e1 = NULL;
-    if (engine_kill(&eng, argv[i], sig, &e1) < 0) {
-      log_error_to_stderr("isola", e1->msg);
-      isola_error_free(&e1);
-      status = 1;
-    } else {
-      printf("%s\n", argv[i]);
-    }
-  }
-  isola_engine_close(&eng);
-  return status;
+  return isola_each_container(cli, argv + first, argc - first, false, kill_one, &sig, err);
 }

@@ -58,6 +58,31 @@ void isola_engine_close(struct engine *e)
   e->store = NULL;
 }
 
+int isola_each_container(struct isola_cli *cli, char **names, int n, bool release_store,
+                         isola_each_fn fn, void *arg, struct isola_error **err)
+{
+  struct engine eng = {0};
+  if (isola_engine_open(cli, &eng, err) < 0)
+    return 1;
+  if (release_store)
+    store_release(eng.store);
+  int status = 0;
+  for (int i = 0; i < n; i++) {
+    struct isola_error *e1 = NULL;
+    int r = fn(&eng, names[i], arg, &e1);
+    if (r < 0) {
+      log_error_to_stderr("isola", e1 ? e1->msg : "failed");
+      isola_error_free(&e1);
+      status = 1;
+    } else if (r == 0) {
+      printf("%s\n", names[i]);
+    }
+    fflush(stdout);
+  }
+  isola_engine_close(&eng);
+  return status;
+}
+
 int isola_parse_size(const char *s, int64_t *out)
 {
   char *end;

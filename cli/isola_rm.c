@@ -1,6 +1,11 @@
 /* rm: remove containers (running ones only with --force). */
 #include "isola.h"
 
+static int rm_one(struct engine *e, const char *what, void *arg, struct isola_error **err)
+{
+  return engine_rm(e, what, *(bool *) arg, err);
+}
+
 int isola_verb_rm(struct isola_cli *cli, int argc, char **argv, struct isola_error **err)
 {
   bool force = false;
@@ -13,20 +18,5 @@ int isola_verb_rm(struct isola_cli *cli, int argc, char **argv, struct isola_err
     isola_failx(err, EINVAL, "rm: usage: isola rm [-f] CONTAINER...");
     return 1;
   }
-  struct engine eng = {0};
-  int status = 0;
-  if (isola_engine_open(cli, &eng, err) < 0)
-    return 1;
-  for (int i = first; i < argc; i++) {
-    struct isola_error *e1 = NULL;
-    if (engine_rm(&eng, argv[i], force, &e1) < 0) {
-      log_error_to_stderr("isola", e1->msg);
-      isola_error_free(&e1);
-      status = 1;
-    } else {
-      printf("%s\n", argv[i]);
-    }
-  }
-  isola_engine_close(&eng);
-  return status;
+  return isola_each_container(cli, argv + first, argc - first, false, rm_one, &force, err);
 }

@@ -1,6 +1,16 @@
 /* wait: block until containers exit and print each one's exit status. */
 #include "isola.h"
 
+static int wait_one(struct engine *e, const char *what, void *arg, struct isola_error **err)
+{
+  int code = 0;
+  int r = engine_wait(e, what, &code, err);
+  if (r < 0)
+    return r;
+  printf("%d\n", code);
+  return 1;
+}
+
 int isola_verb_wait(struct isola_cli *cli, int argc, char **argv, struct isola_error **err)
 {
   const struct opt opts[] = {{NULL, 0, 0, NULL}};
@@ -12,23 +22,5 @@ int isola_verb_wait(struct isola_cli *cli, int argc, char **argv, struct isola_e
     isola_failx(err, EINVAL, "wait: usage: isola wait CONTAINER...");
     return 1;
   }
-  struct engine eng = {0};
-  int status = 0;
-  if (isola_engine_open(cli, &eng, err) < 0)
-    return 1;
-  store_release(eng.store);
-  for (int i = first; i < argc; i++) {
-    struct isola_error *e1 = NULL;
-    int code = 0;
-    if (engine_wait(&eng, argv[i], &code, &e1) < 0) {
-      log_error_to_stderr("isola", e1->msg);
-      isola_error_free(&e1);
-      status = 1;
-    } else {
-      printf("%d\n", code);
-      fflush(stdout);
-    }
-  }
-  isola_engine_close(&eng);
-  return status;
+  return isola_each_container(cli, argv + first, argc - first, true, wait_one, NULL, err);
 }

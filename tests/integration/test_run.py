@@ -228,14 +228,10 @@ def test_rm_flag_removes_the_record(isola):
     assert info["command"] == ["sh", "-c", "echo kept-output"]
 
 
-def test_tty_through_a_pty(isola):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(isola.path, isola.cmd("run", "--rm", "-it", "busybox", "sh", "-c",
-                                       "tty; stty size; read x; echo got:$x; exit 5"))
+def read_pty(fd, timeout=30):
+    """Everything the other side writes until it closes (or timeout seconds)."""
     out = b""
-    os.write(fd, b"hello\n")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r, _, _ = select.select([fd], [], [], 1)
         if not r:
@@ -247,6 +243,16 @@ def test_tty_through_a_pty(isola):
         if not chunk:
             break
         out += chunk
+    return out
+
+
+def test_tty_through_a_pty(isola):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(isola.path, isola.cmd("run", "--rm", "-it", "busybox", "sh", "-c",
+                                       "tty; stty size; read x; echo got:$x; exit 5"))
+    os.write(fd, b"hello\n")
+    out = read_pty(fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 5, out
     assert b"/dev/pts/0" in out and b"got:hello" in out, out
@@ -259,19 +265,7 @@ def test_exec_tty_through_a_pty(isola):
         os.execv(isola.path, isola.cmd("exec", "-it", "ttyhost", "sh", "-c",
                                        "tty; read x; echo got:$x; exit 4"))
     os.write(fd, b"typed\n")
-    out = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 1)
-        if not r:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = read_pty(fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 4, out
     assert b"/dev/pts/" in out and b"got:typed" in out, out
