@@ -67,26 +67,6 @@ struct blk {
   struct iovec data[VIRTQ_CHAIN_MAX];
 };
 
-/* Copy the [skip, skip+len) byte range of iov[0..n) into out (at most VIRTQ_CHAIN_MAX
- * entries, zero-length ones dropped); returns the number of entries. */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
-                          struct iovec *out)
-{
-  unsigned k = 0;
-  for (unsigned i = 0; i < n && len > 0; i++) {
-    uint64_t l = iov[i].iov_len;
-    if (skip >= l) {
-      skip -= l;
-      continue;
-    }
-    uint64_t take = l - skip < len ? l - skip : len;
-    out[k++] = (struct iovec){(uint8_t *) iov[i].iov_base + skip, take};
-    len -= take;
-    skip = 0;
-  }
-  return k;
-}
-
 /* Move an iovec array past `done` bytes (after a short transfer). */
 static void iov_advance(struct iovec **iov, unsigned *n, size_t done)
 {

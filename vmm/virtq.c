@@ -225,3 +225,21 @@ size_t virtq_chain_read(const struct virtq_chain *chain, void *buf, size_t len)
   }
   return done;
 }
+
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
+                   struct iovec *out)
+{
+  unsigned k = 0;
+  for (unsigned i = 0; i < n && len > 0; i++) {
+    uint64_t l = iov[i].iov_len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    uint64_t take = l - skip < len ? l - skip : len;
+    out[k++] = (struct iovec){(uint8_t *) iov[i].iov_base + skip, take};
+    len -= take;
+    skip = 0;
+  }
+  return k;
+}

@@ -322,6 +322,10 @@ bool virtq_needs_interrupt(struct virtq *q);
 size_t virtq_chain_write(const struct virtq_chain *chain, const void *buf, size_t len);
 /* Copy up to len bytes out of the chain's readable buffers; returns bytes copied. */
 size_t virtq_chain_read(const struct virtq_chain *chain, void *buf, size_t len);
+/* Copy the [skip, skip+len) byte range of iov[0..n) into out (room for n entries; zero-length
+ * ones dropped); returns the number of entries. For devices that split a chain's buffers. */
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
+                   struct iovec *out);
 
 /* ---- the virtio-mmio transport (virtio_mmio.c), version 2 ("modern") ---- */
 

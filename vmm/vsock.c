@@ -126,25 +126,6 @@ struct vsock {
 
 static void vsock_rx_kick(struct vsock *v);
 
-/* Copy the [skip, skip+len) byte range of iov[0..n) into out; returns the entry count. */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
-                          struct iovec *out)
-{
-  unsigned k = 0;
-  for (unsigned i = 0; i < n && len > 0; i++) {
-    uint64_t l = iov[i].iov_len;
-    if (skip >= l) {
-      skip -= l;
-      continue;
-    }
-    uint64_t take = l - skip < len ? l - skip : len;
-    out[k++] = (struct iovec){(uint8_t *) iov[i].iov_base + skip, take};
-    len -= take;
-    skip = 0;
-  }
-  return k;
-}
-
 /* ---- the connection table ---- */
 
 static struct conn *conn_find(struct vsock *v, uint32_t host_port, uint32_t guest_port)
