@@ -46,11 +46,7 @@ int engine_find_image(struct engine *e, const char *name, struct image_entry *ou
       *err = e1;
     return r;
   }
-  struct image_ref ref = {0};
-  _cleanup_free_ char *full = NULL;
-  if (ref_parse(name, &ref, NULL) == 0)
-    full = ref_format(&ref);
-  ref_clear(&ref);
+  _cleanup_free_ char *full = ref_normalize(name);
   struct embedded_image ei;
   if (full && embedded_image_find(full, &ei)) {
     isola_error_free(&e1);

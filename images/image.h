@@ -113,6 +113,9 @@ int ref_parse(const char *text, struct image_ref *out, struct isola_error **err)
 void ref_clear(struct image_ref *r);
 /* "registry/repository:tag" or "registry/repository@digest" (malloc'd). */
 char *ref_format(const struct image_ref *r);
+/* The full name of a reference ("busybox" → "docker.io/library/busybox:latest"), or NULL when
+ * text is not a valid reference (malloc'd). */
+char *ref_normalize(const char *text);
 /* The name users see: docker.io/library/x:t → "x:t", others in full. */
 char *ref_short_name(const char *full_name);
 

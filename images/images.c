@@ -238,11 +238,7 @@ int store_untag(struct image_store *s, const char *what, bool force, char ***rem
   int r = store_resolve(s, what, &img, &rerr);
   if (r < 0) {
     /* A damaged image is not listed, but its name can still go. */
-    struct image_ref ref = {0};
-    _cleanup_free_ char *full = NULL;
-    if (ref_parse(what, &ref, NULL) == 0)
-      full = ref_format(&ref);
-    ref_clear(&ref);
+    _cleanup_free_ char *full = ref_normalize(what);
     _cleanup_close_ int lk = -1;
     _cleanup_json_ struct json_object *idx = NULL;
     if (r == -ENOENT && full && store_lock(s, &lk, NULL) == 0 && index_read(s, &idx, NULL) == 0 &&
@@ -267,11 +263,7 @@ int store_untag(struct image_store *s, const char *what, bool force, char ***rem
   _cleanup_json_ struct json_object *idx = NULL;
   if ((r = index_read(s, &idx, err)) < 0)
     return r;
-  struct image_ref ref = {0};
-  _cleanup_free_ char *full = NULL;
-  if (ref_parse(what, &ref, NULL) == 0)
-    full = ref_format(&ref);
-  ref_clear(&ref);
+  _cleanup_free_ char *full = ref_normalize(what);
   struct json_object *imgs = index_images(idx);
   _cleanup_strv_ char **gone = xzalloc(sizeof(char *));
   if (full && json_object_object_get(imgs, full)) {

@@ -131,6 +131,16 @@ char *ref_format(const struct image_ref *r)
   return xasprintf("%s/%s:%s", r->registry, r->repository, r->tag);
 }
 
+char *ref_normalize(const char *text)
+{
+  struct image_ref r;
+  if (ref_parse(text, &r, NULL) < 0)
+    return NULL;
+  char *full = ref_format(&r);
+  ref_clear(&r);
+  return full;
+}
+
 char *ref_short_name(const char *full)
 {
   if (!strncmp(full, "docker.io/library/", 18))
