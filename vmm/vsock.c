@@ -693,12 +693,19 @@ static void vsock_config_read(void *dev, uint32_t off, void *data, uint32_t len)
   memcpy(data, (const uint8_t *) &cid + off, len); /* off+len <= 8, checked by the transport */
 }
 
+/* A reset ends every connection the guest knew of. Host connections it never heard of (still
+ * in the handshake, or with their REQUEST not sent yet) stay: a host that connects while the
+ * driver is starting, which begins with a reset, gets its REQUEST once rx buffers come. */
 static void vsock_reset(void *dev)
 {
   struct vsock *v = dev;
-  for (unsigned i = 0; i < v->nconns; i++)
-    if (v->conns[i].state != CONN_FREE)
-      conn_free(&v->conns[i]);
+  for (unsigned i = 0; i < v->nconns; i++) {
+    struct conn *c = &v->conns[i];
+    bool unseen = c->state == CONN_HANDSHAKE ||
+                  (c->state == CONN_REQUESTING && (c->pending & (1u << OP_REQUEST)));
+    if (c->state != CONN_FREE && !unseen)
+      conn_free(c);
+  }
   v->rst_len = 0;
   v->rx_held = false;
 }

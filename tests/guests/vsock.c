@@ -164,7 +164,7 @@ static void host_to_guest(uint32_t lport)
       npend -= n;
       echoed += n;
     }
-    while (recv_pkt(&h, npend ? 0 : SPINS)) {
+    while (recv_pkt(&h, npend || host_done ? 0 : SPINS)) {
       CHECK(21, h.src_port == peer && h.dst_port == lport && h.op != OP_RST);
       peer_alloc = h.buf_alloc;
       peer_fwd = h.fwd_cnt;

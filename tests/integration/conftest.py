@@ -11,6 +11,23 @@ import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILDS = [b for b in os.environ.get("ISOLA_BUILDS", "build").split(",") if b]
+HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "kvm: needs /dev/kvm; on a machine without it, tests/run.sh runs these in the"
+        " nested KVM host (tests/nested)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAVE_KVM:
+        return
+    skip = pytest.mark.skip(reason="no /dev/kvm on this host (tests/run.sh runs the kvm tests"
+                            " in tests/nested's KVM host)")
+    for item in items:
+        if "kvm" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_generate_tests(metafunc):

@@ -13,8 +13,6 @@ import pytest
 
 from conftest import BUILDS, TOP
 
-HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
-needs_kvm = pytest.mark.skipif(not HAVE_KVM, reason="no /dev/kvm on this host")
 PASS = 33  # VERDICT_PASS 0x10 → (0x10 << 1) | 1
 
 
@@ -52,7 +50,7 @@ def test_unit_vmm(build):
 
 # ---- guests (need KVM) ----
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("name,pvh", [("boot_pvh", 1), ("boot_linux", 0)])
 @pytest.mark.parametrize("mem", [16, 128])
@@ -63,7 +61,7 @@ def test_boot_protocols(build, name, pvh, mem):
     assert "virtio_mmio.device=4K@0xd0000000:5" in r.stdout
 
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("cpus", [1, 2, 4])
 def test_mptable(build, cpus):
@@ -71,7 +69,7 @@ def test_mptable(build, cpus):
     assert r.returncode == PASS, r.stdout + r.stderr
 
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("cpus", [2, 4])
 def test_smp_all_vcpus_run(build, cpus):
@@ -80,7 +78,7 @@ def test_smp_all_vcpus_run(build, cpus):
     assert f"smp: aps=0x{cpus - 1:016x}" in r.stdout
 
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 def test_virtio_rng(build):
     r = boot(build, "rng")
@@ -88,7 +86,7 @@ def test_virtio_rng(build):
     assert "rng: ok" in r.stdout
 
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 def test_hostile_virtio_driver(build):
     r = boot(build, "hostile")
@@ -97,7 +95,7 @@ def test_hostile_virtio_driver(build):
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
 
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 def test_serial(build):
     r = boot(build, "misc", "test=1")
@@ -107,7 +105,7 @@ def test_serial(build):
     assert quiet.returncode == PASS and quiet.stdout == "", quiet.stdout
 
 
-@needs_kvm
+@pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("test,status,message", [
     (2, 0, None),
@@ -125,7 +123,7 @@ def test_vm_endings(build, test, status, message):
         assert r.stderr == "", r.stderr
 
 
-@needs_kvm
+@pytest.mark.kvm
 def test_timing_exec_to_first_instruction(tmp_path):
     """ISOLA_VMM_TIMING: timestamps in order; exec → first guest instruction, median of 11."""
     out = tmp_path / "t.json"
