@@ -21,7 +21,6 @@
 #define F_RO (1u << 5)
 #define F_BLK_SIZE (1u << 6)
 #define F_FLUSH (1u << 9)
-#define SPINS 100000000ull
 
 struct req_hdr {
   uint32_t type, reserved;
@@ -45,7 +44,7 @@ static uint32_t run_chain(unsigned n)
 {
   uint32_t id, len;
   vdev_submit(base, 0, &q, 0);
-  CHECK(n, vdev_reap(&q, SPINS, &id, &len) && id == 0);
+  CHECK(n, vdev_reap(&q, VDEV_WAIT, &id, &len) && id == 0);
   return len;
 }
 

@@ -88,9 +88,16 @@ static inline void vdev_submit(uint64_t base, unsigned qi, struct vq *q, uint16_
 }
 
 /* Wait for the next used element; true with *id and *len set. */
-static inline bool vdev_reap(struct vq *q, uint64_t spins, uint32_t *id, uint32_t *len)
+/* Waits are measured in TSC ticks, not loop turns: where the host runs guest kernel code in
+ * an instruction emulator (kvm_pvm), a turn costs microseconds instead of nanoseconds. */
+#define VDEV_WAIT (1ull << 35)  /* for something that must come: ~10 s at 3 GHz */
+#define VDEV_QUIET (1ull << 30) /* to conclude that nothing more comes: ~0.3 s */
+
+/* The next used element of q within `ticks` (0: only look once). */
+static inline bool vdev_reap(struct vq *q, uint64_t ticks, uint32_t *id, uint32_t *len)
 {
-  for (uint64_t i = 0; i <= spins; i++) {
+  uint64_t start = ticks ? rdtsc() : 0;
+  for (;;) {
     if (*(volatile uint16_t *) &q->used.idx != q->last_used) {
       barrier();
       *id = q->used.ring[q->last_used % VQN].id;
@@ -98,8 +105,8 @@ static inline bool vdev_reap(struct vq *q, uint64_t spins, uint32_t *id, uint32_
       q->last_used++;
       return true;
     }
-    if (spins)
-      __asm__ volatile("pause");
+    if (!ticks || rdtsc() - start > ticks)
+      return false;
+    __asm__ volatile("pause");
   }
-  return false;
 }

@@ -15,7 +15,7 @@ from conftest import BUILDS, TOP
 
 PASS = 33  # VERDICT_PASS 0x10 → (0x10 << 1) | 1
 SECTORS = 2048
-TOTAL = 1 << 20
+TOTAL = 256 << 10
 
 
 def vmm(build):
