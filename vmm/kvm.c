@@ -75,7 +75,7 @@ const char *host_cmdline_workarounds(const struct vm *vm)
    * does not take effect there), and isola.pvm=1 turns on the guest kernel's PVM fixes
    * (SYSCALL completion, no int3 self-test). reboot=k: reset through the i8042, not a triple
    * fault (int3 path). */
-  return vm->pvm_host ? "noxsave clearcpuid=popcnt,smap,smep reboot=k isola.pvm=1" : "";
+  return vm->pvm_host ? "noxsave clearcpuid=popcnt,smap,smep,cx16 reboot=k isola.pvm=1" : "";
 }
 
 static int kvm_check_cap(struct vm *vm, long cap)

@@ -19,7 +19,7 @@ BUILD = os.path.join(TOP, "kernel-config", "build.sh")
 FRAGMENT = os.path.join(TOP, "kernel-config", "isola.config")
 # The workarounds a kvm_pvm host needs (kernel-config/README.md); harmless on real KVM, but the
 # monitor passes them only on such a host, and so does this test.
-PVM_CMDLINE = "noxsave clearcpuid=popcnt,smap,smep reboot=k isola.pvm=1"
+PVM_CMDLINE = "noxsave clearcpuid=popcnt,smap,smep,cx16 reboot=k isola.pvm=1"
 BOOT_TIMEOUT = 180
 
 INIT_C = r"""
