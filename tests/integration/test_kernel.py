@@ -266,7 +266,9 @@ def qemu_boot(vmlinux, initramfs, cmdline, accel):
     first line, seconds to QEMU's exit)."""
     qemu = shutil.which("qemu-system-x86_64")
     assert qemu, "qemu-system-x86_64 is missing: run scripts/deps.sh (package qemu-system-x86)"
-    cpu = ["-enable-kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    # -arch-capabilities: QEMU 7.2 aborts when a host (kvm_pvm) refuses that MSR.
+    cpu = (["-enable-kvm", "-cpu", "host,-arch-capabilities"] if accel == "kvm"
+           else ["-accel", "tcg", "-cpu", "max"])
     argv = [qemu, "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off", *cpu,
             "-smp", "1", "-m", "128", "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot", "-serial", "stdio", "-kernel", vmlinux, "-initrd", str(initramfs),
