@@ -74,8 +74,14 @@ const char *host_cmdline_workarounds(const struct vm *vm)
    * xrstor, popcnt, clac/stac, so the kernel must not use them (CPUID masking from the monitor
    * does not take effect there), and isola.pvm=1 turns on the guest kernel's PVM fixes
    * (SYSCALL completion, no int3 self-test). reboot=k: reset through the i8042, not a triple
-   * fault (int3 path). */
-  return vm->pvm_host ? "noxsave clearcpuid=popcnt,smap,smep,cx16 reboot=k isola.pvm=1" : "";
+   * fault (int3 path). maxcpus=1: a Linux guest's second vCPU never comes up there (the AP
+   * bring-up spins for ever), so Linux keeps to the boot vCPU; the other vCPUs exist and stay
+   * parked (test guests, which ignore the command line, use them all). */
+#define PVM_LINE "noxsave clearcpuid=popcnt,smap,smep,cx16 reboot=k isola.pvm=1"
+  if (!vm->pvm_host)
+    return "";
+  return vm->ncpus > 1 ? PVM_LINE " maxcpus=1" : PVM_LINE;
+#undef PVM_LINE
 }
 
 static int kvm_check_cap(struct vm *vm, long cap)

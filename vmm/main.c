@@ -169,6 +169,9 @@ int main(int argc, char **argv)
     fail("%s", err->msg);
     goto out;
   }
+  if (vm->pvm_host && vm->ncpus > 1)
+    fprintf(stderr, "isola-vmm: note: on this kvm_pvm host a Linux guest runs on 1 of its %u "
+                    "vCPUs (maxcpus=1: its other vCPUs never start here)\n", vm->ncpus);
   status = vm_run(vm, &err);
   if (status < 0) {
     status = fail("%s", err->msg);

@@ -12,6 +12,9 @@ import pytest
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILDS = [b for b in os.environ.get("ISOLA_BUILDS", "build").split(",") if b]
 HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
+# The kvm_pvm software hypervisor (MACHINE.md), as isola-vmm detects it.
+PVM_HOST = os.path.isdir("/sys/module/kvm_pvm") and not any(
+    os.path.isdir(f"/sys/module/{m}") for m in ("kvm_intel", "kvm_amd"))
 
 
 def pytest_configure(config):
