@@ -230,6 +230,11 @@ int vm_run(struct vm *vm, struct isola_error **err)
     }
     c->started = true;
   }
+  if (vm->sandbox && started == vm->ncpus) {
+    _cleanup_error_ struct isola_error *e = NULL;
+    if (vm_sandbox(&e) < 0)
+      vm_stop(vm, VM_EXIT_MONITOR, VM_STATUS_MONITOR, "%s", e->msg);
+  }
   pthread_mutex_lock(&vm->stop_lock);
   while (vm->exit_kind == VM_EXIT_NONE)
     pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);

@@ -40,13 +40,17 @@ static int fail(const char *fmt, ...)
   return VM_STATUS_MONITOR;
 }
 
-static void write_timing(const struct vm_timing *t)
+/* Opened before the VM runs: the sandbox allows no open() afterwards. */
+static FILE *open_timing(void)
 {
   const char *path = getenv("ISOLA_VMM_TIMING");
   if (!path || !*path)
-    return;
-  _cleanup_fclose_ FILE *f = strcmp(path, "-") ? fopen(path, "we") : NULL;
-  FILE *out = strcmp(path, "-") ? f : stderr;
+    return NULL;
+  return strcmp(path, "-") ? fopen(path, "we") : stderr;
+}
+
+static void write_timing(FILE *out, const struct vm_timing *t)
+{
   if (!out)
     return;
   fprintf(out,
@@ -55,6 +59,9 @@ static void write_timing(const struct vm_timing *t)
           (unsigned long long) t->main_ns, (unsigned long long) t->kvm_ready_ns,
           (unsigned long long) t->first_run_ns, (unsigned long long) t->first_exit_ns,
           (unsigned long long) t->exit_ns);
+  fflush(out);
+  if (out != stderr)
+    fclose(out);
 }
 
 /* "--disk PATH[,ro]": a virtio-blk device, read-only with ",ro". */
@@ -170,16 +177,23 @@ int main(int argc, char **argv)
     goto out;
   }
   if (vm->pvm_host && vm->ncpus > 1)
-    fprintf(stderr, "isola-vmm: note: on this kvm_pvm host a Linux guest runs on 1 of its %u "
-                    "vCPUs (maxcpus=1: its other vCPUs never start here)\n", vm->ncpus);
+    fprintf(stderr,
+            "isola-vmm: note: on this kvm_pvm host a Linux guest runs on 1 of its %u "
+            "vCPUs (maxcpus=1: its other vCPUs never start here)\n",
+            vm->ncpus);
+  FILE *timing = open_timing();
+  vm->sandbox = true;
   status = vm_run(vm, &err);
   if (status < 0) {
     status = fail("%s", err->msg);
-    goto out;
+  } else {
+    if (vm->exit_kind != VM_EXIT_DEBUG && vm->exit_kind != VM_EXIT_RESET)
+      fail("%s", vm->exit_reason);
+    write_timing(timing, &vm->timing);
+    timing = NULL;
   }
-  if (vm->exit_kind != VM_EXIT_DEBUG && vm->exit_kind != VM_EXIT_RESET)
-    fail("%s", vm->exit_reason);
-  write_timing(&vm->timing);
+  if (timing && timing != stderr)
+    fclose(timing);
 out:
   vm_destroy(vm);
   return status;

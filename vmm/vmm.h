@@ -172,7 +172,12 @@ struct vm {
   char exit_reason[160];
 
   struct vm_timing timing;
+  bool sandbox; /* vm_run() installs the seccomp filter (sandbox.c) once its threads run */
 };
+
+/* The monitor's seccomp filter for the whole process (sandbox.c): from then on only what
+ * serving the guest needs. */
+int vm_sandbox(struct isola_error **err);
 
 /* Allocate guest RAM (mem_size bytes, VM_MEM_MIN..VM_MEM_MAX, a multiple of 4 KiB) for
  * ncpus vCPUs (1..VM_MAX_CPUS). Does not touch /dev/kvm, so input can be loaded and checked

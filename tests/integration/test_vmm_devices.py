@@ -248,3 +248,36 @@ def test_vsock_bad_socket_paths(build, tmp_path):
     r = boot(build, "vsock", "test=1", "--vsock-socket", taken)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and "cannot bind" in lines[0], r.stderr
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("build", BUILDS)
+def test_running_monitor_is_sandboxed(build, tmp_path):
+    """Once the VM runs, every thread of the monitor is under its seccomp filter (vmm/sandbox.c)
+    with no_new_privs; the device tests above prove that what serving a guest needs is allowed
+    (in the plain build a forbidden call kills the monitor). The guest here waits for a host
+    connection, so the monitor is caught running."""
+    uds = tmp_path / "v.sock"
+    p = subprocess.Popen(boot_args(build, "vsock", "test=2 lport=2000", "--vsock-socket", uds,
+                                   "--cpus", 2),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and p.poll() is None:
+            tasks = os.listdir(f"/proc/{p.pid}/task")
+            if uds.exists() and len(tasks) >= 4:  # main, the event loop, 2 vCPUs
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        states = {}
+        for tid in os.listdir(f"/proc/{p.pid}/task"):
+            with open(f"/proc/{p.pid}/task/{tid}/status") as f:
+                fields = dict(line.split(":\t", 1) for line in f.read().splitlines()
+                              if ":\t" in line)
+            states[tid] = (fields["Seccomp"].strip(), fields["NoNewPrivs"].strip())
+        assert p.poll() is None, f"the monitor ended: {p.returncode}"
+        assert len(states) >= 4, states
+        assert set(states.values()) == {("2", "1")}, states
+    finally:
+        p.kill()
+        p.wait()
