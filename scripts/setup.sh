@@ -2,7 +2,7 @@
 # The main job: install dependencies, build, and run `echo hello` in a container of the embedded
 # default image (busybox, built from Debian's busybox-static into the isola binary) through
 # `isola run`, in a KVM microVM of its own (--isolation=vm) when /dev/kvm is usable. The first
-# run also builds the guest kernel (kernel-config/build.sh: tens of minutes on 2 cores, with a
+# run also builds the guest kernel (kernel-config/build.sh: about 10 CPU-minutes, with a
 # line per stage and per 250 objects; cached in /var/cache/isola/kernel). The image store is
 # /var/lib/isola.
 set -euo pipefail
