@@ -58,7 +58,7 @@ struct channel {
   size_t hdr_len;
   uint32_t type, length;
   uint8_t *payload; /* length + 1 bytes, NUL-terminated; owned by the channel */
-  size_t payload_len;
+  size_t payload_len, payload_cap;
   /* sending: a queue of whole frames, written as the socket accepts them */
   uint8_t *out;
   size_t out_off, out_len, out_cap;
@@ -74,6 +74,8 @@ int channel_connect_unix(const char *path, int *fd, struct isola_error **err);
 /* Take ownership of a connected socket and make it non-blocking. */
 void channel_init(struct channel *ch, int fd);
 void channel_close(struct channel *ch);
+/* Write n bytes of fresh memory from user mode before the kernel copies into it (channel.c). */
+void prefault(void *p, size_t n);
 /* Append a frame to the send queue (the caller bounds how much it queues). */
 void channel_queue(struct channel *ch, uint32_t type, const void *data, uint32_t len);
 void channel_queue_u32(struct channel *ch, uint32_t type, uint32_t value);

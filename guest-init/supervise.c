@@ -118,8 +118,10 @@ static int on_frame(struct supervisor *s, const struct frame *f, struct isola_er
       stdin_ack(s, true);
       return 0;
     }
-    if (!s->in_buf)
+    if (!s->in_buf) {
       s->in_buf = xmalloc(ISOLA_GUEST_STDIN_WINDOW);
+      prefault(s->in_buf, ISOLA_GUEST_STDIN_WINDOW);
+    }
     /* Everything buffered is unacknowledged, so it always fits in the window-sized buffer. */
     if (s->in_off + s->in_len + f->length > ISOLA_GUEST_STDIN_WINDOW) {
       memmove(s->in_buf, s->in_buf + s->in_off, s->in_len);
