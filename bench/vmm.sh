@@ -6,10 +6,14 @@
 # isola-vmm's time with its ISOLA_VMM_TIMING probe and QEMU's with its trace events; snapshots
 # each monitor's memory while a guest sits in `hlt`. One table (median, p10, p90, isola/QEMU
 # ratios) or JSON with --json. A measurement, not a test: no thresholds.
+# With --linux N, instead: N rounds of a Linux boot under isola-vmm and the "qemu" column's
+# QEMU, the same kernel and the same tiny /init (bench/vmm_init.c: one marker line, then a
+# reboot), timing exec → the marker on the console and exec → exit.
 #
 # usage: bench/vmm.sh [-n RUNS] [-w WARMUP] [--json] [--build DIR] [--memory MiB]
 #                     [--columns isola,qemu,qemu-min,qemu-default] [--trace-runs N]
 #                     [--resident-runs N] [--keep]
+#        bench/vmm.sh --linux N [--json] [--build DIR] [--memory MiB] [--keep]
 #   -n RUNS            timed rounds (default 20, at least 10 advised)
 #   -w WARMUP          untimed rounds first (default 2)
 #   --build DIR        meson build dir with vmm/isola-vmm and tests/guests/exit_first.elf
@@ -20,15 +24,19 @@
 #                      `-M microvm`); default all four
 #   --trace-runs N     extra QEMU runs with trace events for the phase split (default 5, 0: off)
 #   --resident-runs N  memory snapshots with a halting guest per column (default 3, 0: off)
-#   --keep             keep the work directory (logs, traces, command lines)
+#   --keep             keep the work directory (logs, traces, command lines, consoles)
+#   --linux N          Linux boot mode, N rounds (each boot takes 30-60 s on a kvm_pvm host);
+#                      only isola and qemu, no warm-up, traces or memory snapshots
 # environment: ISOLA_VMM, GUEST (override --build), QEMU (default qemu-system-x86_64),
-# CC (for the launcher, default cc), BENCH_TMP (where the work dir goes, default /tmp).
+# CC (for the launcher and the init, default cc), BENCH_TMP (where the work dir goes, default
+# /tmp), KERNEL (--linux: a vmlinux instead of `kernel-config/build.sh --print-path`, which
+# builds the guest kernel when it is not cached).
 # Needs read-write /dev/kvm, QEMU (package qemu-system-x86, scripts/deps.sh) and a C compiler
 # with a static libc (the run launcher bench/vmm_spawn.c is built into the work dir).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=20 warmup=2 json=0 keep=0 build=$top/build memory=128 trace_runs=5 resident_runs=3
+runs=20 warmup=2 json=0 keep=0 build=$top/build memory=128 trace_runs=5 resident_runs=3 linux=0
 want=isola,qemu,qemu-min,qemu-default
 while [ $# -gt 0 ]; do
   case $1 in
@@ -42,11 +50,12 @@ while [ $# -gt 0 ]; do
     --trace-runs) trace_runs=$2; shift 2 ;;
     --resident-runs) resident_runs=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --linux) linux=$2; shift 2 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "vmm.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for v in runs warmup memory trace_runs resident_runs; do
+for v in runs warmup memory trace_runs resident_runs linux; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "vmm.sh: bad ${v//_/-}: ${!v}" >&2; exit 2; }
 done
 if [ "$runs" -lt 1 ] || [ "$memory" -lt 4 ]; then
@@ -62,7 +71,9 @@ qemu=$(command -v "${QEMU:-qemu-system-x86_64}") ||
   { log "vmm.sh: ${QEMU:-qemu-system-x86_64} not found (scripts/deps.sh installs qemu-system-x86)"; exit 1; }
 vmm_src=${ISOLA_VMM:-$build/vmm/isola-vmm}
 guest_src=${GUEST:-$build/tests/guests/exit_first.elf}
-for f in "$vmm_src" "$guest_src"; do
+needed=("$vmm_src")
+if [ "$linux" = 0 ]; then needed+=("$guest_src"); else resident_runs=0; fi
+for f in "${needed[@]}"; do
   [ -f "$f" ] || { log "vmm.sh: $f is missing (ninja -C $build)"; exit 1; }
 done
 IFS=, read -r -a requested <<<"$want"
@@ -84,7 +95,7 @@ trap cleanup EXIT
 
 # Measure private copies: others may relink build/ while this runs.
 cp "$vmm_src" "$work/isola-vmm"
-cp "$guest_src" "$work/exit_first.elf"
+[ "$linux" != 0 ] || cp "$guest_src" "$work/exit_first.elf"
 # The launcher every timed run goes through (see vmm_spawn.c: why ru_maxrss needs it).
 cc=${CC:-cc}
 if ! "$cc" -O2 -static -Wall -Wextra -Werror -o "$work/vmm_spawn" "$top/bench/vmm_spawn.c" \
@@ -126,6 +137,71 @@ declare -A qemu_machine=(
   # Out of the box.
   [qemu-default]="-M microvm -accel kvm"
 )
+host="$(nproc) vCPU, $(uname -r), $(uname -m), $([ -d /sys/module/kvm_pvm ] && echo kvm_pvm || echo KVM)"
+json_flag=()
+[ "$json" = 0 ] || json_flag=(--json)
+
+# --linux: the same kernel, initramfs and command line under isola-vmm and the "qemu" column's
+# QEMU with its serial port on stdout; the whole mode is this block.
+if [ "$linux" -gt 0 ]; then
+  if [ -n "${KERNEL:-}" ]; then
+    kernel_src=$KERNEL
+  else
+    kernel_src=$("$top/kernel-config/build.sh" --print-path) ||
+      { log "vmm.sh: kernel-config/build.sh --print-path failed (see above)"; exit 1; }
+  fi
+  [ -f "$kernel_src" ] || { log "vmm.sh: no kernel at $kernel_src"; exit 1; }
+  cp "$kernel_src" "$work/vmlinux"
+  if ! "$cc" -O2 -static -nostdlib -ffreestanding -fno-stack-protector \
+       -fno-asynchronous-unwind-tables -Wall -Wextra -Werror -o "$work/init" \
+       "$top/bench/vmm_init.c" >"$work/log-cc-init" 2>&1; then
+    log "vmm.sh: cannot build bench/vmm_init.c with $cc: $(tail -1 "$work/log-cc-init")"; exit 1
+  fi
+  # The line as a user gives it to isola-vmm, which appends the host's workaround words itself
+  # (vmm/kvm.c, host_cmdline_workarounds) and one virtio_mmio.device= per device (vmm/boot.c);
+  # QEMU gets the same words here, on the same test of the host as isola-vmm's (ISOLA_VMM_HOST
+  # included), and adds its virtio_mmio.device= words itself (microvm's auto-kernel-cmdline).
+  line="console=ttyS0 quiet panic=-1 rodata=off"
+  pvm=0
+  case ${ISOLA_VMM_HOST:-} in
+    pvm) pvm=1 ;;
+    kvm) ;;
+    *) if [ -d /sys/module/kvm_pvm ] && ! [ -d /sys/module/kvm_intel ] &&
+          ! [ -d /sys/module/kvm_amd ]; then pvm=1; fi ;;
+  esac
+  qemu_line=$line
+  # The words of vmm/kvm.c's PVM_LINE (keep them equal); the report shows both guests' lines.
+  [ "$pvm" = 0 ] || qemu_line+=" noxsave clearcpuid=popcnt,smap,smep,cx16 reboot=k isola.pvm=1"
+  printf '%s\0' "$work/isola-vmm" --kernel "$work/vmlinux" --initrd "$work/initramfs.cpio" \
+    --cmdline "$line" --console --memory "$memory" >"$work/cmd-linux-isola"
+  # The "qemu" column with its serial port on stdout, and an i8042: isola-vmm emulates the
+  # i8042's reset port, microvm has none, and without it the kernel's reboot=k path polls the
+  # missing controller's status port up to 10 x 65536 times and then tries other ways: QEMU had
+  # not exited 170-270 s after "reboot: Restarting system" here (with the i8042: 20 ms).
+  read -r -a extra <<<"${qemu_machine[qemu]/-serial null/-serial stdio} -device i8042"
+  printf '%s\0' "$qemu" "${extra[@]}" "${qemu_common[@]}" -no-reboot -kernel "$work/vmlinux" \
+    -initrd "$work/initramfs.cpio" -append "$qemu_line" >"$work/cmd-linux-qemu"
+  printf 'isola\tisola-vmm sha256 %s, built %s\nqemu\t%s\n' \
+    "$(sha256sum "$work/isola-vmm" | cut -c1-12)" "$(date -r "$vmm_src" '+%F %T')" \
+    "$("$qemu" --version | head -1)" >"$work/versions"
+  {
+    echo "isola-vmm: $vmm_src, timed from a copy (repository at $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')); kernel command line given: '$line'$([ "$pvm" = 0 ] || echo ", to which isola-vmm adds the kvm_pvm words")."
+    for c in isola qemu; do
+      mapfile -d '' -t argv <"$work/cmd-linux-$c"
+      echo "$c command: ${argv[*]/#$work\//}"
+    done
+    echo "host is $([ "$pvm" = 1 ] && echo "kvm_pvm: QEMU's -append carries the workaround words isola-vmm adds" || echo "not kvm_pvm: no workaround words")."
+    echo "time: CLOCK_MONOTONIC from just before posix_spawn (bench/vmm_spawn.c) to the read of the console pipe that completed init's marker line, and to wait4's return. Rounds alternate which monitor boots first; no warm-up boot (both read the same vmlinux copy, just written, from the page cache)."
+    echo "QEMU microvm runs its qboot firmware before the kernel, in guest ring 0, emulated on a kvm_pvm host; isola-vmm enters the kernel's PVH entry directly."
+  } >"$work/notes"
+  log "vmm.sh: $linux rounds of a Linux boot under isola-vmm and QEMU ($memory MiB guest; each boot takes a while)"
+  python3 "$top/bench/vmm_linux.py" --work "$work" --launcher "$work/vmm_spawn" \
+    --init "$work/init" --initramfs "$work/initramfs.cpio" --kernel "$work/vmlinux" \
+    --kernel-label "$kernel_src" --versions "$work/versions" --notes "$work/notes" \
+    --host "$host" --memory "$memory" --runs "$linux" "${json_flag[@]}"
+  exit 0
+fi
+
 # Writes one NUL-separated command line per column (and its halting-guest twin).
 write_cmd() {
   local col=$1 guest=$2 out=$3 extra
@@ -191,10 +267,7 @@ if [ "$resident_runs" -gt 0 ]; then
   fi
 fi
 
-host="$(nproc) vCPU, $(uname -r), $(uname -m), $([ -d /sys/module/kvm_pvm ] && echo kvm_pvm || echo KVM)"
 active_list=$(IFS=,; echo "${active[*]}")
-json_flag=()
-[ "$json" = 0 ] || json_flag=(--json)
 log "vmm.sh: $runs rounds of ${active[*]} ($memory MiB guest)"
 python3 "$top/bench/vmm_bench.py" --work "$work" --launcher "$work/vmm_spawn" \
   --columns "$active_list" --runs "$runs" --warmup "$warmup" --trace-runs "$trace_runs" \
