@@ -267,6 +267,17 @@ static char *last_log_line(const char *path)
   return xstrdup(nl ? nl + 1 : text);
 }
 
+/* Why the monitor ended, for our message: a signal (SIGSYS: its seccomp filter refused a call,
+ * vmm/sandbox.c), else the last line it wrote. */
+static char *vmm_end_reason(int st, const char *vmm_log)
+{
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
+    return xstrdup("isola-vmm was killed by SIGSYS: its seccomp filter refused a system call");
+  if (WIFSIGNALED(st))
+    return xasprintf("isola-vmm was killed by signal %d", WTERMSIG(st));
+  return last_log_line(vmm_log);
+}
+
 /* Wait for guest-init to connect. A terminating signal meanwhile (Ctrl-C, `isola stop`) ends
  * the boot: -EINTR with the signal in *sig. */
 static int accept_guest(int lfd, int sigfd, pid_t vmm, const char *vmm_log, int *sig,
@@ -292,7 +303,7 @@ static int accept_guest(int lfd, int sigfd, pid_t vmm, const char *vmm_log, int 
     }
     int st;
     if (waitpid(vmm, &st, WNOHANG) == vmm) {
-      _cleanup_free_ char *why = last_log_line(vmm_log);
+      _cleanup_free_ char *why = vmm_end_reason(st, vmm_log);
       return isola_failx(err, EIO, "the VM stopped before its init connected: %s", why);
     }
     struct timespec now;
@@ -563,7 +574,7 @@ out:
     conn = -1;
   }
   if (vmm > 0) {
-    int st;
+    int st = 0;
     for (int i = 0; i < 200 && waitpid(vmm, &st, WNOHANG) == 0; i++) {
       struct timespec ts = {0, 50 * 1000000L};
       nanosleep(&ts, NULL);
@@ -571,6 +582,11 @@ out:
     if (waitpid(vmm, &st, WNOHANG) == 0) {
       kill(vmm, SIGKILL);
       waitpid(vmm, &st, 0);
+    } else if (r == -EPIPE && err && *err && WIFSIGNALED(st)) {
+      /* The connection broke because the monitor died: say so rather than blame init. */
+      _cleanup_free_ char *why = vmm_end_reason(st, vmm_log);
+      isola_error_free(err);
+      r = isola_failx(err, EIO, "the VM ended: %s", why);
     }
   }
   if (lfd >= 0)

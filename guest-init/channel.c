@@ -60,7 +60,7 @@ void channel_close(struct channel *ch)
 /* Touch fresh buffer memory from user mode before the kernel copies into it. On a kvm_pvm host
  * (MACHINE.md), where guest kernel code is emulated, a VM's stdin once in six runs reached the
  * process with its first 64 bytes zeroed while the same engine and init without a VM never
- * did; with the receive buffers reused and touched first, ten runs in a row came out right.
+ * did; with the receive buffers reused and touched first, 22 runs in a row came out right.
  * The likely cause is the emulator's handling of a kernel copy that page-faults on a page never
  * touched before; a page already present never faults, and on hardware KVM this is free. */
 void prefault(void *p, size_t n)

@@ -117,3 +117,26 @@ def test_stop_while_the_vm_boots(isola, vm_env):
     assert time.monotonic() - t < 5
     assert isola.containers() == []
     assert not [f for f in os.listdir("/run") if f.startswith("isola-vm-")]
+
+
+def test_a_monitor_killed_mid_run_is_named(isola, vm_env):
+    """When the monitor dies under a running container (a seccomp kill is SIGSYS), the error
+    names that, not a silent init; nothing is left behind."""
+    p = subprocess.Popen(isola.cmd("run", "--rm", "--isolation=vm", "busybox", "sh", "-c",
+                                   "echo up; sleep 100"),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=vm_env)
+    try:
+        assert p.stdout.readline() == "up\n"
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                              text=True).stdout.split()
+        assert len(kids) == 1, kids
+        os.killpg(int(kids[0]), signal.SIGKILL)  # the monitor runs in a session of its own
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 125, err
+    assert err == "isola: the VM ended: isola-vmm was killed by signal 9\n", err
+    assert isola.containers() == []
