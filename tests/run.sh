@@ -16,8 +16,8 @@ trap 'rm -rf "$out"' EXIT
 # the nested KVM host (tests/nested/nested.py: Debian's kernel with kvm_amd under QEMU's
 # emulated SVM), so that isola's VMs meet real KVM here too.
 pytest=(/usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE)
-# The guest kernel, before the tests that boot it (the first build takes about 10 CPU-minutes; later
-# runs find it in /var/cache/isola/kernel). If it fails, test_kernel.py says why.
+# The guest kernel, before the tests that boot it (the first build takes about 10 CPU-minutes;
+# later runs find it in /var/cache/isola/kernel). If it fails, test_kernel.py says why.
 kernel-config/build.sh --print-path >/dev/null || echo "run.sh: the guest kernel did not build" >&2
 export ISOLA_BUILDS=build,build-asan
 if [[ -r /dev/kvm && -w /dev/kvm ]] || [[ ${ISOLA_NESTED:-1} == 0 ]] ||
