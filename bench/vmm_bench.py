@@ -14,19 +14,25 @@ import statistics
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
+from runtime_stats import quantile  # noqa: E402
+
 EXIT_STATUS = 33  # the guest writes 0x10 to port 0xf4: (0x10 << 1) | 1
 KVM_RUN = 0xAE80
 SYS_IOCTL = 16  # x86-64
 
 
-def quantile(xs, q):
-    xs = sorted(xs)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+def read_versions_and_notes(versions_path, notes_path):
+    """The shell side's tab-separated versions file and its notes, one per line."""
+    versions = {}
+    with open(versions_path) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            if k:
+                versions[k] = v
+    with open(notes_path) as f:
+        notes = [line.rstrip("\n") for line in f if line.strip()]
+    return versions, notes
 
 
 def summary(xs):
@@ -254,13 +260,7 @@ def main():
 
     cols = [Column(n, o.work) for n in o.columns.split(",")]
     names = [c.name for c in cols]
-    versions = {}
-    with open(o.versions) as f:
-        for line in f:
-            k, _, v = line.rstrip("\n").partition("\t")
-            if k:
-                versions[k] = v
-    notes = [l.rstrip("\n") for l in open(o.notes) if l.strip()]
+    versions, notes = read_versions_and_notes(o.versions, o.notes)
 
     # Round-robin, the starting column rotating each round so that no column always runs
     # right after the same other one.

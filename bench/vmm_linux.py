@@ -16,7 +16,8 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
-from vmm_bench import die, progress, progress_done, read_argv, summary  # noqa: E402
+from vmm_bench import (die, progress, progress_done, read_argv, read_versions_and_notes,  # noqa: E402
+                       summary)
 
 EXIT_STATUS = 0  # a guest reboot: isola-vmm's i8042 reset, QEMU's -no-reboot
 MARKER = re.compile(rb"isola-bench-init: up (\d+)\.(\d+) s\r?\n")
@@ -125,13 +126,7 @@ def main():
     write_initramfs(o.initramfs, o.init)
     names = ["isola", "qemu"]
     argv = {n: read_argv(os.path.join(o.work, f"cmd-linux-{n}")) for n in names}
-    versions = {}
-    with open(o.versions) as f:
-        for line in f:
-            k, _, v = line.rstrip("\n").partition("\t")
-            if k:
-                versions[k] = v
-    notes = [l.rstrip("\n") for l in open(o.notes) if l.strip()]
+    versions, notes = read_versions_and_notes(o.versions, o.notes)
     notes.append(f"kernel: {o.kernel_label} (sha256 {sha12(o.kernel)}); initramfs: "
                  f"{os.path.getsize(o.initramfs)} bytes, /init = bench/vmm_init.c "
                  f"({os.path.getsize(o.init)} bytes, static, no libc; sha256 {sha12(o.init)})")
