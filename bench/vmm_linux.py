@@ -16,21 +16,14 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
-from vmm_bench import (die, progress, progress_done, read_argv, read_versions_and_notes,  # noqa: E402
-                       summary)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest-init"))
+from mkinitramfs import entry as cpio_entry  # noqa: E402  (the project's newc writer)
+from vmm_bench import die, progress, progress_done, read_argv  # noqa: E402
+from vmm_bench import read_versions_and_notes, summary  # noqa: E402
 
 EXIT_STATUS = 0  # a guest reboot: isola-vmm's i8042 reset, QEMU's -no-reboot
 MARKER = re.compile(rb"isola-bench-init: up (\d+)\.(\d+) s\r?\n")
 CMDLINE = re.compile(rb"isola-bench-init: cmdline ([^\r\n]*)\r?\n")
-
-
-def newc_entry(name, mode, data=b"", rdev=(0, 0), ino=1):
-    """One entry of a cpio "newc" archive, the format the kernel unpacks as an initramfs."""
-    name_b = name.encode() + b"\0"
-    fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0]
-    hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
-    pad = lambda n: b"\0" * ((4 - n % 4) % 4)
-    return hdr + name_b + pad(len(hdr) + len(name_b)) + data + pad(len(data))
 
 
 def write_initramfs(path, init_path):
@@ -38,11 +31,11 @@ def write_initramfs(path, init_path):
     fds 0-2 before running it."""
     with open(init_path, "rb") as f:
         init = f.read()
-    data = b"".join([newc_entry("dev", 0o040755, ino=1),
-                     newc_entry("dev/console", 0o020600, rdev=(5, 1), ino=2),
-                     newc_entry("proc", 0o040755, ino=3),
-                     newc_entry("init", 0o100755, init, ino=4),
-                     newc_entry("TRAILER!!!", 0, ino=0)])
+    data = b"".join([cpio_entry(1, "dev", 0o040755),
+                     cpio_entry(2, "dev/console", 0o020600, rdev=(5, 1)),
+                     cpio_entry(3, "proc", 0o040755),
+                     cpio_entry(4, "init", 0o100755, init),
+                     cpio_entry(0, "TRAILER!!!", 0)])
     with open(path, "wb") as f:
         f.write(data + b"\0" * ((512 - len(data) % 512) % 512))
 

@@ -9,11 +9,15 @@ import re
 import selectors
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
 from conftest import TOP
+
+sys.path.insert(0, os.path.join(TOP, "guest-init"))
+from mkinitramfs import entry as cpio_entry  # noqa: E402  (the project's newc writer)
 
 BUILD = os.path.join(TOP, "kernel-config", "build.sh")
 FRAGMENT = os.path.join(TOP, "kernel-config", "isola.config")
@@ -146,24 +150,15 @@ int main(int argc, char **argv)
 """
 
 
-def newc_entry(name, mode, data=b"", rdev=(0, 0), ino=1):
-    """One entry of a cpio "newc" archive (what the kernel unpacks as an initramfs)."""
-    name_b = name.encode() + b"\0"
-    fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0]
-    hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
-    pad = lambda n: b"\0" * ((4 - n % 4) % 4)
-    return hdr + name_b + pad(len(hdr) + len(name_b)) + data + pad(len(data))
-
-
 def make_initramfs(path, init_binary):
     with open(init_binary, "rb") as f:
         init = f.read()
     entries = [
-        newc_entry("dev", 0o040755, ino=1),
-        newc_entry("dev/console", 0o020600, rdev=(5, 1), ino=2),
-        newc_entry("proc", 0o040755, ino=3),
-        newc_entry("init", 0o100755, init, ino=4),
-        newc_entry("TRAILER!!!", 0, ino=0),
+        cpio_entry(1, "dev", 0o040755),
+        cpio_entry(2, "dev/console", 0o020600, rdev=(5, 1)),
+        cpio_entry(3, "proc", 0o040755),
+        cpio_entry(4, "init", 0o100755, init),
+        cpio_entry(0, "TRAILER!!!", 0),
     ]
     data = b"".join(entries)
     with open(path, "wb") as f:

@@ -37,17 +37,12 @@ BUSYBOX = "/bin/busybox"
 MODULES = ["kvm-amd", "9pnet_virtio", "9p", "virtio_pci", "overlay"]
 QEMU = "qemu-system-x86_64"
 
+sys.path.insert(0, os.path.join(HERE, "..", "..", "guest-init"))
+from mkinitramfs import entry  # noqa: E402  (the project's newc writer)
+
 
 def log(msg):
     print(f"nested: {msg}", file=sys.stderr, flush=True)
-
-
-def newc(ino, name, mode, data=b""):
-    name_b = name.encode() + b"\0"
-    fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
-    out = b"070701" + b"".join(b"%08X" % f for f in fields) + name_b
-    out += b"\0" * (-len(out) % 4) + data
-    return out + b"\0" * (-len(out) % 4)
 
 
 def kernel_package():
@@ -152,18 +147,18 @@ def prepare():
             log(f"initramfs: busybox, init.sh and {len(order)} modules ({', '.join(order)})")
             parts, ino = [], 1
             for name, mode in (("bin", 0o40755), ("modules", 0o40755)):
-                parts.append(newc(ino, name, mode))
+                parts.append(entry(ino, name, mode))
                 ino += 1
             for name, path, mode in (("bin/busybox", BUSYBOX, 0o100755),
                                      ("init", os.path.join(HERE, "init.sh"), 0o100755)):
                 with open(path, "rb") as f:
-                    parts.append(newc(ino, name, mode, f.read()))
+                    parts.append(entry(ino, name, mode, f.read()))
                 ino += 1
             for m in order:
-                parts.append(newc(ino, f"modules/{m}.ko", 0o100644, module_bytes(idx[m])))
+                parts.append(entry(ino, f"modules/{m}.ko", 0o100644, module_bytes(idx[m])))
                 ino += 1
-            parts.append(newc(ino, "modules/order", 0o100644, ("\n".join(order) + "\n").encode()))
-            parts.append(newc(0, "TRAILER!!!", 0))
+            parts.append(entry(ino, "modules/order", 0o100644, ("\n".join(order) + "\n").encode()))
+            parts.append(entry(0, "TRAILER!!!", 0))
             stage = d + ".partial"
             shutil.rmtree(stage, ignore_errors=True)
             os.makedirs(stage)
