@@ -174,11 +174,17 @@ static void conn_free(struct conn *c)
     v->nconns--;
 }
 
+/* A host connection the guest has not heard of yet: in the handshake, or its REQUEST unsent. */
+static bool conn_unseen(const struct conn *c)
+{
+  return c->state == CONN_HANDSHAKE ||
+         (c->state == CONN_REQUESTING && (c->pending & (1u << OP_REQUEST)));
+}
+
 /* End a connection: close the socket and, if the guest knows of it, tell it with an RST. */
 static void conn_reset(struct conn *c)
 {
-  if (c->state == CONN_HANDSHAKE ||
-      (c->state == CONN_REQUESTING && (c->pending & (1u << OP_REQUEST)))) {
+  if (conn_unseen(c)) {
     conn_free(c); /* the guest never heard of it */
     return;
   }
@@ -701,9 +707,7 @@ static void vsock_reset(void *dev)
   struct vsock *v = dev;
   for (unsigned i = 0; i < v->nconns; i++) {
     struct conn *c = &v->conns[i];
-    bool unseen = c->state == CONN_HANDSHAKE ||
-                  (c->state == CONN_REQUESTING && (c->pending & (1u << OP_REQUEST)));
-    if (c->state != CONN_FREE && !unseen)
+    if (c->state != CONN_FREE && !conn_unseen(c))
       conn_free(c);
   }
   v->rst_len = 0;
