@@ -235,7 +235,10 @@ int vm_run(struct vm *vm, struct isola_error **err)
     if (vm_sandbox(&e) < 0)
       vm_stop(vm, VM_EXIT_MONITOR, VM_STATUS_MONITOR, "%s", e->msg);
   }
+  /* The vCPU threads wait for this: the guest runs only under the filter. */
   pthread_mutex_lock(&vm->stop_lock);
+  vm->released = true;
+  pthread_cond_broadcast(&vm->stop_cond);
   while (vm->exit_kind == VM_EXIT_NONE)
     pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
   pthread_mutex_unlock(&vm->stop_lock);

@@ -183,6 +183,11 @@ void *vcpu_thread(void *arg)
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  /* No guest code before vm_run() has put the sandbox in place. */
+  pthread_mutex_lock(&vm->stop_lock);
+  while (!vm->released)
+    pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+  pthread_mutex_unlock(&vm->stop_lock);
   bool first = c->id == 0;
   while (!atomic_load(&vm->stopping)) {
     if (first)

@@ -172,7 +172,8 @@ struct vm {
   char exit_reason[160];
 
   struct vm_timing timing;
-  bool sandbox; /* vm_run() installs the seccomp filter (sandbox.c) once its threads run */
+  bool sandbox;  /* vm_run() installs the seccomp filter (sandbox.c) once its threads exist */
+  bool released; /* under stop_lock: the vCPU threads may enter the guest */
 };
 
 /* The monitor's seccomp filter for the whole process (sandbox.c): from then on only what
