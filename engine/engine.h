@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 enum isolation { ISOLATION_PROCESS, ISOLATION_VM };
+/* A VM has 18 device interrupts: rng, the image disk, vsock and one per volume, with room left. */
+#define ISOLA_VM_MAX_VOLUMES 12
 
 struct volume {
   char *host, *ctr;

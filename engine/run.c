@@ -505,8 +505,7 @@ static bool name_ok(const char *n)
 /* What a VM container cannot have yet, refused rather than silently ignored. */
 static int vm_check_request(const struct run_request *req, struct isola_error **err)
 {
-  const char *no = req->n_volumes      ? "-v (volumes need virtio-fs, not built yet)"
-                   : req->tty          ? "-t (no terminal in the guest protocol yet)"
+  const char *no = req->tty            ? "-t (no terminal in the guest protocol yet)"
                    : req->network_host ? "--network host (a VM has no host network)"
                    : req->pids_limit   ? "--pids-limit"
                                        : NULL;
@@ -514,6 +513,21 @@ static int vm_check_request(const struct run_request *req, struct isola_error **
     return isola_failx(err, ENOTSUP, "--isolation=vm: %s is not available", no);
   if (req->memory && req->memory < (64ll << 20))
     return isola_failx(err, EINVAL, "--isolation=vm: --memory is the VM's RAM: at least 64m");
+  if (req->n_volumes > ISOLA_VM_MAX_VOLUMES)
+    return isola_failx(err, EINVAL, "--isolation=vm: at most %d volumes (-v)",
+                       ISOLA_VM_MAX_VOLUMES);
+  /* A volume is a shared directory: a file would need its directory shared, siblings and all. */
+  for (size_t i = 0; i < req->n_volumes; i++) {
+    struct stat st;
+    const struct volume *v = &req->volumes[i];
+    if (stat(v->host, &st) == 0 && !S_ISDIR(st.st_mode))
+      return isola_failx(err, ENOTSUP,
+                         "--isolation=vm: -v %s:%s: a VM shares directories, and \"%s\" is not one",
+                         v->host, v->ctr, v->host);
+    if (strchr(v->host, ','))
+      return isola_failx(err, EINVAL, "--isolation=vm: -v %s:%s: the host path has a \",\"",
+                         v->host, v->ctr);
+  }
   return 0;
 }
 

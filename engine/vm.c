@@ -178,8 +178,21 @@ static struct json_object *process_message(struct json_object *spec, const struc
   json_object_object_add(root, "writable",
                          json_object_new_string(req->read_only ? "none" : "tmpfs"));
   json_object_object_add(msg, "root", root);
-  /* Only the tmpfs mounts travel: guest-init makes /proc, /sys, /dev and the rest itself. */
+  /* Volumes are the monitor's shared directories, tagged isola0, isola1... (spawn_vmm); of the
+   * rest only the tmpfs mounts travel: guest-init makes /proc, /sys, /dev and the others. */
   struct json_object *mounts = json_object_new_array();
+  for (size_t i = 0; i < req->n_volumes; i++) {
+    struct json_object *m = json_object_new_object();
+    json_object_object_add(m, "destination", json_object_new_string(req->volumes[i].ctr));
+    json_object_object_add(m, "type", json_object_new_string("virtiofs"));
+    _cleanup_free_ char *tag = xasprintf("isola%zu", i);
+    json_object_object_add(m, "source", json_object_new_string(tag));
+    struct json_object *opts = json_object_new_array();
+    if (req->volumes[i].readonly)
+      json_object_array_add(opts, json_object_new_string("ro"));
+    json_object_object_add(m, "options", opts);
+    json_object_array_add(mounts, m);
+  }
   struct json_object *all = json_object_object_get(spec, "mounts");
   for (size_t i = 0; i < json_object_array_length(all); i++) {
     struct json_object *m = json_object_array_get_idx(all, i);
@@ -248,8 +261,19 @@ static pid_t spawn_vmm(const struct vm_paths *p, const char *disk, const char *u
     execl("/bin/sh", "sh", "-c", launcher, (char *) NULL);
     _exit(127);
   }
-  execl(p->vmm, "isola-vmm", "--kernel", p->kernel, "--initrd", p->initrd, "--cmdline", cmdline,
-        "--memory", mem, "--cpus", cpus, "--disk", diskarg, "--vsock-socket", uds, (char *) NULL);
+  const char *fixed[] = {"isola-vmm", "--kernel",       p->kernel, "--initrd",
+                         p->initrd,   "--cmdline",      cmdline,   "--memory",
+                         mem,         "--cpus",         cpus,      "--disk",
+                         diskarg,     "--vsock-socket", uds};
+  char **argv = NULL;
+  for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+    argv = strv_append(argv, fixed[i]);
+  for (size_t i = 0; i < req->n_volumes; i++) {
+    _cleanup_free_ char *share =
+        xasprintf("isola%zu=%s%s", i, req->volumes[i].host, req->volumes[i].readonly ? ",ro" : "");
+    argv = strv_append(strv_append(argv, "--share"), share);
+  }
+  execv(p->vmm, argv);
   dprintf(2, "cannot run %s: %s\n", p->vmm, strerror(errno));
   _exit(127);
 }

@@ -232,7 +232,7 @@ int vm_run(struct vm *vm, struct isola_error **err)
   }
   if (vm->sandbox && started == vm->ncpus) {
     _cleanup_error_ struct isola_error *e = NULL;
-    if (vm_sandbox(&e) < 0)
+    if (vm_sandbox(vm->has_fs, &e) < 0)
       vm_stop(vm, VM_EXIT_MONITOR, VM_STATUS_MONITOR, "%s", e->msg);
   }
   /* The vCPU threads wait for this: the guest runs only under the filter. */

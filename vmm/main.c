@@ -13,13 +13,15 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "vmm.h"
 
 static const char usage[] =
     "usage: isola-vmm --kernel ELF [--initrd FILE] [--cmdline STRING] [--memory MiB]\n"
-    "                 [--cpus N] [--disk PATH[,ro]]... [--vsock-socket PATH] [--console]\n";
+    "                 [--cpus N] [--disk PATH[,ro]]... [--share TAG=DIR[,ro]]...\n"
+    "                 [--vsock-socket PATH] [--console]\n";
 
 static uint64_t now_ns(void)
 {
@@ -78,14 +80,44 @@ static int add_disks(struct vm *vm, char *const *disks, unsigned n, struct isola
   return 0;
 }
 
+/* "--share TAG=DIR[,ro]": a virtio-fs device the guest mounts with -t virtiofs TAG. */
+static int add_shares(struct vm *vm, char *const *shares, unsigned n, struct isola_error **err)
+{
+  for (unsigned i = 0; i < n; i++) {
+    _cleanup_free_ char *tag = xstrdup(shares[i]);
+    char *dir = strchr(tag, '=');
+    if (!dir || !dir[1])
+      return isola_failx(err, EINVAL, "--share \"%s\": expected TAG=DIR[,ro]", shares[i]);
+    *dir++ = 0;
+    size_t len = strlen(dir);
+    bool ro = len > 3 && strcmp(dir + len - 3, ",ro") == 0;
+    if (ro)
+      dir[len - 3] = 0;
+    int r = virtio_fs_create(vm, tag, dir, ro, err);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* Shared directories hold a descriptor per inode the guest knows: take the hard limit. */
+static void raise_nofile(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int main(int argc, char **argv)
 {
   uint64_t t_main = now_ns();
   const char *kernel = NULL, *initrd = NULL, *cmdline = "", *vsock = NULL;
   uint64_t memory_mib = 128, cpus = 1;
   bool console = false;
-  char *disks[16];
-  unsigned ndisks = 0;
+  char *disks[16], *shares[16];
+  unsigned ndisks = 0, nshares = 0;
   enum {
     OPT_KERNEL = 256,
     OPT_INITRD,
@@ -93,6 +125,7 @@ int main(int argc, char **argv)
     OPT_MEMORY,
     OPT_CPUS,
     OPT_DISK,
+    OPT_SHARE,
     OPT_VSOCK,
     OPT_CONSOLE,
     OPT_HELP
@@ -104,6 +137,7 @@ int main(int argc, char **argv)
       {"memory", required_argument, NULL, OPT_MEMORY},
       {"cpus", required_argument, NULL, OPT_CPUS},
       {"disk", required_argument, NULL, OPT_DISK},
+      {"share", required_argument, NULL, OPT_SHARE},
       {"vsock-socket", required_argument, NULL, OPT_VSOCK},
       {"console", no_argument, NULL, OPT_CONSOLE},
       {"help", no_argument, NULL, OPT_HELP},
@@ -138,6 +172,11 @@ int main(int argc, char **argv)
         return fail("--disk %s: at most %zu disks", optarg, ARRAY_SIZE(disks));
       disks[ndisks++] = optarg;
       break;
+    case OPT_SHARE:
+      if (nshares >= ARRAY_SIZE(shares))
+        return fail("--share %s: at most %zu shared directories", optarg, ARRAY_SIZE(shares));
+      shares[nshares++] = optarg;
+      break;
     case OPT_VSOCK:
       vsock = optarg;
       break;
@@ -157,6 +196,8 @@ int main(int argc, char **argv)
   if (!kernel)
     return fail("--kernel is required");
 
+  if (nshares)
+    raise_nofile();
   _cleanup_error_ struct isola_error *err = NULL;
   struct vm *vm = NULL;
   if (vm_create(&vm, memory_mib << 20, (unsigned) cpus, &err) < 0)
@@ -170,6 +211,7 @@ int main(int argc, char **argv)
   if (loader_load_kernel(vm, kernel, &bi, &err) < 0 ||
       (initrd && loader_load_initrd(vm, initrd, &bi, &err) < 0) || vm_kvm_init(vm, &err) < 0 ||
       virtio_rng_create(vm, &err) < 0 || add_disks(vm, disks, ndisks, &err) < 0 ||
+      add_shares(vm, shares, nshares, &err) < 0 ||
       (vsock && virtio_vsock_create(vm, vsock, &err) < 0) ||
       boot_cmdline(vm, cmdline, &full_cmdline, &err) < 0 ||
       boot_setup(vm, &bi, full_cmdline, &err) < 0) {

@@ -188,6 +188,10 @@ void *vcpu_thread(void *arg)
   while (!vm->released)
     pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
   pthread_mutex_unlock(&vm->stop_lock);
+  int sr = vm->sandbox ? vm_sandbox_vcpu() : 0;
+  if (sr < 0)
+    vm_stop(vm, VM_EXIT_MONITOR, VM_STATUS_MONITOR, "vCPU %u: cannot install its seccomp layer: %s",
+            c->id, strerror(-sr));
   bool first = c->id == 0;
   while (!atomic_load(&vm->stopping)) {
     if (first)

@@ -173,12 +173,16 @@ struct vm {
 
   struct vm_timing timing;
   bool sandbox;  /* vm_run() installs the seccomp filter (sandbox.c) once its threads exist */
+  bool has_fs;   /* a shared directory (virtio-fs): the filter allows its file calls */
   bool released; /* under stop_lock: the vCPU threads may enter the guest */
 };
 
 /* The monitor's seccomp filter for the whole process (sandbox.c): from then on only what
- * serving the guest needs. */
-int vm_sandbox(struct isola_error **err);
+ * serving the guest needs; `files` adds the FUSE server's file calls (a shared directory). */
+int vm_sandbox(bool files, struct isola_error **err);
+/* The calling vCPU thread's own layer on top: no file calls, no sockets. After vm_sandbox
+ * (or alone, in tests); 0 or a negative errno. */
+int vm_sandbox_vcpu(void);
 
 /* Allocate guest RAM (mem_size bytes, VM_MEM_MIN..VM_MEM_MAX, a multiple of 4 KiB) for
  * ncpus vCPUs (1..VM_MAX_CPUS). Does not touch /dev/kvm, so input can be loaded and checked
@@ -418,3 +422,29 @@ int virtio_blk_create(struct vm *vm, const char *path, bool readonly, struct iso
 /* virtio-vsock (vsock.c, the device helper's): guest CID 3; host connections through the unix
  * socket at path (Firecracker's hybrid vsock: "CONNECT <port>\n"). */
 int virtio_vsock_create(struct vm *vm, const char *uds_path, struct isola_error **err);
+/* virtio-fs (fs.c): the host directory `dir` for the guest to mount by `tag` (1-36 of
+ * [A-Za-z0-9_.-]); readonly refuses every change with EROFS. */
+int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool readonly,
+                     struct isola_error **err);
+bool virtio_fs_tag_ok(const char *tag);
+
+/* ---- the FUSE server behind virtio-fs (fs_server.c) ---- */
+
+#define FS_MAX_IO (1u << 20) /* the largest READ or WRITE (max_write, max_pages) */
+
+struct fs_server;
+struct fuse_in_header;
+/* Serve the directory `dir` (opened now; the server never leaves it). Sets the process umask
+ * to 0: the guest's modes arrive with its own umask applied. */
+int fs_server_create(const char *dir, bool readonly, struct fs_server **out,
+                     struct isola_error **err);
+/* Answer one FUSE request: the chain's readable part is the request, its writable part gets
+ * the reply. Returns the bytes written there (0 for a request that has no reply). Never fails:
+ * a bad request gets an error reply (or none, when there is no room for one). */
+uint32_t fs_server_handle(struct fs_server *s, const struct virtq_chain *c);
+/* FORGET or BATCH_FORGET (h, then alen bytes of arguments): drop the guest's references. */
+void fs_server_forget(struct fs_server *s, const struct fuse_in_header *h, const uint8_t *a,
+                      size_t alen);
+/* Forget every inode and handle but the root (the driver reset, or DESTROY). */
+void fs_server_reset(struct fs_server *s);
+void fs_server_destroy(struct fs_server *s);
