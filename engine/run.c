@@ -505,10 +505,9 @@ static bool name_ok(const char *n)
 /* What a VM container cannot have yet, refused rather than silently ignored. */
 static int vm_check_request(const struct run_request *req, struct isola_error **err)
 {
-  const char *no = req->tty            ? "-t (no terminal in the guest protocol yet)"
-                   : req->network_host ? "--network host (a VM has no host network)"
-                   : req->pids_limit   ? "--pids-limit"
-                                       : NULL;
+  const char *no = req->network_host ? "--network host (a VM has no host network)"
+                   : req->pids_limit ? "--pids-limit"
+                                     : NULL;
   if (no)
     return isola_failx(err, ENOTSUP, "--isolation=vm: %s is not available", no);
   if (req->memory && req->memory < (64ll << 20))

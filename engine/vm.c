@@ -16,7 +16,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -320,7 +322,7 @@ static int accept_guest(int lfd, int sigfd, pid_t vmm, const char *vmm_log, int 
     if (n > 0 && p[1].revents) {
       struct signalfd_siginfo si;
       while (read(sigfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
-        if (si.ssi_signo != SIGCHLD) {
+        if (si.ssi_signo != SIGCHLD && si.ssi_signo != SIGWINCH) {
           *sig = (int) si.ssi_signo;
           return -EINTR;
         }
@@ -344,6 +346,7 @@ static int accept_guest(int lfd, int sigfd, pid_t vmm, const char *vmm_log, int 
 struct vm_session {
   int conn, in_fd, out_fd, err_fd, log_out, log_err, sigfd;
   bool in_open;
+  bool tty;        /* the process has a terminal in the guest, and ours (stdin) is one: RESIZE */
   uint32_t credit; /* STDIN bytes we may still send */
   int status;      /* from EXIT, -1 until then */
   char error[ISOLA_GUEST_MAX_ERROR + 1];
@@ -456,7 +459,17 @@ static int vm_converse(struct vm_session *s, struct json_object *msg, void (*on_
     if (p[1].revents) {
       struct signalfd_siginfo si;
       while (read(s->sigfd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
-        if (si.ssi_signo == SIGCHLD || si.ssi_signo == SIGWINCH)
+        if (si.ssi_signo == SIGWINCH) {
+          struct winsize ws;
+          unsigned char size[8];
+          if (s->tty && started && ioctl(0, TIOCGWINSZ, &ws) == 0) {
+            isola_guest_put_u32(size, ws.ws_row);
+            isola_guest_put_u32(size + 4, ws.ws_col);
+            send_frame(s->conn, ISOLA_GUEST_RESIZE, size, sizeof(size));
+          }
+          continue;
+        }
+        if (si.ssi_signo == SIGCHLD)
           continue;
         if (started)
           send_u32(s->conn, ISOLA_GUEST_SIGNAL, si.ssi_signo);
@@ -524,7 +537,7 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   }
   sigset_t set, old;
   sigemptyset(&set);
-  int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD};
+  int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGWINCH};
   for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
     sigaddset(&set, fwd[i]);
   sigprocmask(SIG_BLOCK, &set, &old);
@@ -538,7 +551,8 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   _cleanup_close_ int log_out = open(out_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   _cleanup_close_ int log_err = open(err_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   pid_t vmm = -1;
-  bool pipe_ignored = false;
+  bool pipe_ignored = false, restore_tio = false;
+  struct termios saved_tio;
   struct sigaction old_pipe = {0};
   _cleanup_json_ struct json_object *msg = process_message(spec, req, root_source);
   if (log_out < 0 || log_err < 0 ||
@@ -577,6 +591,21 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
     goto out;
   }
   in_fd = req->interactive && foreground ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
+  /* -t on a terminal: ours goes raw, so that keys (^C included) reach the guest's terminal,
+   * whose line discipline does the rest; its size travels with the process, then on SIGWINCH. */
+  bool tty = req->tty && foreground && isatty(0) && tcgetattr(0, &saved_tio) == 0;
+  if (tty) {
+    struct termios raw = saved_tio;
+    cfmakeraw(&raw);
+    restore_tio = tcsetattr(0, TCSANOW, &raw) == 0;
+    struct winsize ws;
+    if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+      struct json_object *size = json_object_new_object();
+      json_object_object_add(size, "height", json_object_new_int(ws.ws_row));
+      json_object_object_add(size, "width", json_object_new_int(ws.ws_col));
+      json_object_object_add(json_object_object_get(msg, "process"), "consoleSize", size);
+    }
+  }
   struct vm_session s = {.conn = conn,
                          .in_fd = in_fd,
                          .out_fd = foreground ? 1 : -1,
@@ -585,6 +614,7 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
                          .log_err = log_err,
                          .sigfd = sigfd,
                          .in_open = in_fd >= 0,
+                         .tty = tty,
                          .credit = ISOLA_GUEST_STDIN_WINDOW,
                          .status = -1};
   struct vm_started_arg sa = {.e = e, .rec = rec, .notify = notify, .notify_arg = notify_arg};
@@ -592,6 +622,8 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   if (r == 0)
     *status = s.status;
 out:
+  if (restore_tio)
+    tcsetattr(0, TCSANOW, &saved_tio);
   if (conn >= 0) {
     /* The host closes after EXIT; guest-init then powers the VM off. */
     close(conn);

@@ -171,10 +171,6 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
       (r = jget_arr(c, doc, "", "mounts", &mounts)) < 0 ||
       (mounts && (r = parse_mounts(c, mounts, cfg)) < 0))
     goto fail;
-  if (cfg->process.terminal) {
-    r = isola_failx(err, ENOTSUP, "%s: process.terminal: a terminal is not supported yet", WHAT);
-    goto fail;
-  }
   return 0;
 
 fail:

@@ -120,10 +120,13 @@ struct guest_child {
   int stdin_fd;  /* write end of the process's stdin, non-blocking */
   int stdout_fd; /* read ends, non-blocking */
   int stderr_fd;
+  int tty; /* with process.terminal: the terminal's master (= stdout_fd; stdin_fd is a
+              copy of it, stderr_fd is -1), else -1 */
 };
-/* Fork the process with pipes as stdio; the child applies limits, identity and capabilities and
- * execs, or exits 127 (not found) / 126 (cannot execute) with one line on its stderr. Call with
- * every signal blocked: the child restores an empty mask. */
+/* Fork the process with pipes as stdio, or with a new pseudo-terminal as its controlling
+ * terminal and stdio when process.terminal is set; the child applies limits, identity and
+ * capabilities and execs, or exits 127 (not found) / 126 (cannot execute) with one line on its
+ * stderr. Call with every signal blocked: the child restores an empty mask. */
 int guest_process_spawn(const struct guest_config *cfg, struct guest_child *child,
                         struct isola_error **err);
 

@@ -25,12 +25,13 @@
  * (isola_guest_max_payload()) and any type it does not know; either is a protocol error:
  * guest-init answers with ERROR + EXIT(ISOLA_GUEST_EXIT_INTERNAL) and powers off.
  *
- * Conversation (version 1):
+ * Conversation (version 2):
  *   guest: HELLO(version)                      first frame, sent right after connect
  *   host:  HELLO(version)                      the host's version; different major → ERROR
  *   host:  PROCESS(json)                       exactly once
  *   guest: STARTED(pid)                        the process runs (pid inside the guest)
- *   both:  STDIN*, STDIN_EOF, STDIN_ACK*, SIGNAL*, STDOUT*, STDERR*   in any interleaving
+ *   both:  STDIN*, STDIN_EOF, STDIN_ACK*, SIGNAL*, RESIZE*, STDOUT*, STDERR*   in any
+ *          interleaving
  *   guest: EXIT(status)                        last frame; all output was sent before it
  * The host closes the connection after EXIT; guest-init waits for that close (at most
  * ISOLA_GUEST_LINGER_SECONDS), syncs and powers the VM off. If the host closes first, the
@@ -53,6 +54,12 @@
  *                                              /dev/mqueue /run; at most ISOLA_GUEST_MAX_MOUNTS
  * Unknown top-level keys are errors (a host newer than its guest must bump the version).
  *
+ * Terminal. With "process": {"terminal": true} the process gets a pseudo-terminal in the guest
+ * as its controlling terminal and stdin, stdout and stderr (process.consoleSize, when given, is
+ * its first size). Everything it writes comes as STDOUT (there is no STDERR), STDIN goes to the
+ * terminal, whose line discipline echoes it and turns ^C into SIGINT, and RESIZE sets its
+ * size. STDIN_EOF only stops the input: the terminal stays, so the process sees no hang-up.
+ *
  * Exit status (EXIT payload), as a shell and docker report it: the exit code, or 128+N for
  * signal N; 127 when the command is not found, 126 when it cannot be executed (each with a
  * one-line message on STDERR); ISOLA_GUEST_EXIT_INTERNAL when guest-init itself failed.
@@ -70,7 +77,7 @@
 #include <stdint.h>
 
 /* Bumped on any incompatible change; both sides send theirs in HELLO and refuse a mismatch. */
-#define ISOLA_GUEST_ABI_VERSION 1u
+#define ISOLA_GUEST_ABI_VERSION 2u /* 2: terminals (RESIZE, process.terminal) */
 
 #define ISOLA_GUEST_HOST_CID 2u      /* VMADDR_CID_HOST */
 #define ISOLA_GUEST_VSOCK_PORT 1024u /* the control and stdio connection */
@@ -96,6 +103,7 @@ enum isola_guest_type {
   ISOLA_GUEST_SIGNAL = 9,    /* host → guest: u32 signal number (1..64) for the process */
   ISOLA_GUEST_EXIT = 10,     /* guest → host: u32 status (0..255), the last frame */
   ISOLA_GUEST_ERROR = 11,    /* either way: 1..MAX_ERROR bytes of UTF-8, one line */
+  ISOLA_GUEST_RESIZE = 12,   /* host → guest: u32 rows, u32 columns of the process's terminal */
 };
 
 struct isola_guest_header {
@@ -105,7 +113,7 @@ struct isola_guest_header {
 
 struct isola_guest_hello {
   uint32_t version; /* ISOLA_GUEST_ABI_VERSION, little-endian */
-  uint32_t flags;   /* 0 in version 1 */
+  uint32_t flags;   /* 0 */
 };
 
 /* The largest payload a frame of `type` may carry, 0 for an unknown type (or an empty frame:
@@ -114,6 +122,7 @@ static inline uint32_t isola_guest_max_payload(uint32_t type)
 {
   switch (type) {
   case ISOLA_GUEST_HELLO:
+  case ISOLA_GUEST_RESIZE:
     return 8;
   case ISOLA_GUEST_PROCESS:
     return ISOLA_GUEST_MAX_PROCESS;
@@ -138,6 +147,7 @@ static inline int64_t isola_guest_min_payload(uint32_t type)
 {
   switch (type) {
   case ISOLA_GUEST_HELLO:
+  case ISOLA_GUEST_RESIZE:
     return 8;
   case ISOLA_GUEST_STARTED:
   case ISOLA_GUEST_STDIN_ACK:

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
@@ -144,6 +145,13 @@ static int on_frame(struct supervisor *s, const struct frame *f, struct isola_er
       kill(s->child->pid, (int) sig);
     return 0;
   }
+  case ISOLA_GUEST_RESIZE: {
+    struct winsize ws = {.ws_row = (unsigned short) isola_guest_get_u32(f->data),
+                         .ws_col = (unsigned short) isola_guest_get_u32(f->data + 4)};
+    if (s->child->tty >= 0)
+      (void) ioctl(s->child->tty, TIOCSWINSZ, &ws);
+    return 0; /* without a terminal there is nothing to resize */
+  }
   case ISOLA_GUEST_ERROR:
     return isola_failx(err, ECONNABORTED, "the host gave up: %.*s", (int) f->length,
                        (const char *) f->data);
@@ -167,8 +175,11 @@ static int on_signal(struct supervisor *s, int sigfd)
 static void on_output(struct supervisor *s, int *fd, uint32_t type)
 {
   ssize_t n = channel_queue_from_fd(s->ch, type, *fd);
-  if (n == 0 || (n < 0 && n != -EAGAIN))
+  if (n == 0 || (n < 0 && n != -EAGAIN)) { /* a terminal's master says EIO once all is read */
+    if (*fd == s->child->tty)
+      s->child->tty = -1;
     close_fd(fd);
+  }
 }
 
 static int supervise_loop(struct supervisor *s, int sigfd, struct isola_error **err)

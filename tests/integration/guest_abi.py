@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 HOST_CID = 2
 VSOCK_PORT = 1024
 HEADER_SIZE = 8
@@ -21,11 +21,12 @@ MAX_MOUNTS = 64
 LINGER_SECONDS = 10
 EXIT_INTERNAL = 125
 
-HELLO, PROCESS, STARTED, STDIN, STDIN_EOF, STDIN_ACK, STDOUT, STDERR, SIGNAL, EXIT, ERROR = \
-    range(1, 12)
+HELLO, PROCESS, STARTED, STDIN, STDIN_EOF, STDIN_ACK, STDOUT, STDERR, SIGNAL, EXIT, ERROR, \
+    RESIZE = range(1, 13)
 NAMES = {v: k for k, v in dict(HELLO=HELLO, PROCESS=PROCESS, STARTED=STARTED, STDIN=STDIN,
                                 STDIN_EOF=STDIN_EOF, STDIN_ACK=STDIN_ACK, STDOUT=STDOUT,
-                                STDERR=STDERR, SIGNAL=SIGNAL, EXIT=EXIT, ERROR=ERROR).items()}
+                                STDERR=STDERR, SIGNAL=SIGNAL, EXIT=EXIT, ERROR=ERROR,
+                                RESIZE=RESIZE).items()}
 
 
 def frame(ftype, payload=b""):

@@ -1,9 +1,15 @@
 """The `isola` CLI under test: a private store per test (never /var/lib/isola), and a check
 afterwards that nothing is left behind (containers, mounts, cgroups, runtime state)."""
+import fcntl
 import json
 import os
+import pty
+import select
+import struct
 import subprocess
 import tempfile
+import termios
+import time
 
 import pytest
 
@@ -88,3 +94,37 @@ def isola(request, tmp_path):
     assert left == [], f"containers left behind after rm -f: {left}"
     assert cgroups == [], f"cgroups left behind: {cgroups}"
     assert state == [], f"runtime state left behind: {state}"
+
+
+class PtyRun:
+    """`isola run -t` on a pseudo-terminal of ours, of a size we set, as a user's shell runs it."""
+
+    def __init__(self, argv, env, rows=33, cols=111):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(argv[0], argv, env)
+        self.resize(rows, cols)
+        self.out = b""
+
+    def resize(self, rows, cols):
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def read_until(self, what, timeout=60):
+        end = time.monotonic() + timeout
+        while what not in self.out and time.monotonic() < end:
+            if select.select([self.fd], [], [], 0.2)[0]:
+                try:
+                    d = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not d:
+                    break
+                self.out += d
+        return what in self.out
+
+    def finish(self, timeout=60):
+        self.read_until(b"\0never", timeout)
+        _, st = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(st)
+

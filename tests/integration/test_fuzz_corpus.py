@@ -8,7 +8,7 @@ import pytest
 from conftest import BUILDS, TOP
 
 HARNESSES = {"fuzz_spec": "spec", "fuzz_cli": "cli", "fuzz_unpack": "unpack", "fuzz_images": "images",
-             "fuzz_guest": "guest"}
+             "fuzz_guest": "guest", "fuzz_fs": "fs"}
 
 
 @pytest.mark.parametrize("build", BUILDS)

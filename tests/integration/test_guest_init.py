@@ -96,7 +96,7 @@ def test_abi_constants_match_the_header():
     for name in ["HOST_CID", "VSOCK_PORT", "HEADER_SIZE", "MAX_PROCESS", "MAX_DATA",
                  "MAX_ERROR", "STDIN_WINDOW", "MAX_MOUNTS", "LINGER_SECONDS", "EXIT_INTERNAL"]:
         assert defines[name] == getattr(g, name), name
-    assert len(enum) == 11
+    assert len(enum) == 12
     for name, value in enum.items():
         assert getattr(g, name) == value, name
 
@@ -414,7 +414,8 @@ def test_hostile_unknown_type(init_bin, tmp_path):
     (b'{"process": {"args": ["true"], "cwd": "/"}, "mounts": ' +
      json.dumps([{"destination": f"/m{i}", "type": "tmpfs"} for i in range(65)]).encode() + b"}",
      "at most 64"),
-    (b'{"process": {"args": ["true"], "cwd": "/", "terminal": true}}', "terminal"),
+    (b'{"process": {"args": ["true"], "cwd": "/", "terminal": true, "consoleSize": '
+     b'{"height": -1}}}', "consoleSize"),
     (b'{"process": {"args": ["true"], "cwd": "/"}, "root": {"source": "/nonexistent-root"}}',
      "nonexistent-root"),
     (b'{"process": {"args": ["true"], "cwd": "/"}}\0', "NUL"),
@@ -432,9 +433,10 @@ def test_hostile_frame_out_of_order(init_bin, tmp_path):
 
 
 def test_hostile_bad_hello(init_bin, tmp_path):
-    errors, exits, _ = hostile(init_bin, tmp_path, g.frame(g.HELLO, g.u32(2) + g.u32(0)),
+    bad = g.ABI_VERSION + 1
+    errors, exits, _ = hostile(init_bin, tmp_path, g.frame(g.HELLO, g.u32(bad) + g.u32(0)),
                                hello=False)
-    assert exits == [g.EXIT_INTERNAL] and "version 2" in errors[0]
+    assert exits == [g.EXIT_INTERNAL] and f"version {bad}" in errors[0]
 
 
 def test_hostile_hello_wrong_size(init_bin, tmp_path):

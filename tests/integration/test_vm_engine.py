@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import TOP
-from isola_cli import isola  # noqa: F401 (fixture)
+from isola_cli import PtyRun, isola  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -86,8 +86,7 @@ def test_rm_force_ends_the_vm(isola, vm_env):
 
 
 @pytest.mark.parametrize("args,what", [
-    (["-v", "/tmp:/x"], "-v"),
-    (["-t"], "-t"),
+    (["-v", "/etc/passwd:/x"], "directories"),
     (["--network", "host"], "--network host"),
     (["--pids-limit", "5"], "--pids-limit"),
     (["--memory", "16m"], "--memory"),
@@ -139,4 +138,33 @@ def test_a_monitor_killed_mid_run_is_named(isola, vm_env):
             p.wait()
     assert p.returncode == 125, err
     assert err == "isola: the VM ended: isola-vmm was killed by signal 9\n", err
+    assert isola.containers() == []
+
+
+def test_terminal(isola, vm_env):
+    """-t: the process's stdio is a terminal in the guest, of our terminal's size; everything
+    comes as one stream (CRLF: it went through a line discipline) with the exit status."""
+    p = PtyRun(isola.cmd("run", "--rm", "-t", "--isolation=vm", "busybox",
+                "sh", "-c", "tty; test -t 0 && test -t 2 && echo isatty; stty size; exit 3"),
+               vm_env)
+    code = p.finish()
+    assert code == 3, p.out
+    assert b"/dev/pts/0\r\nisatty\r\n33 111\r\n" in p.out, p.out
+
+
+def test_terminal_keys_and_resize(isola, vm_env):
+    """-it: what we type reaches the process through its terminal (echoed there), ^C is the
+    guest terminal's SIGINT, and a resize of ours reaches the process as SIGWINCH."""
+    script = ('trap "stty size" WINCH; trap "echo got-INT; exit 7" INT; echo ready; '
+              'read line; echo "line:$line"; while :; do sleep 0.1; done')
+    p = PtyRun(isola.cmd("run", "--rm", "-it", "--isolation=vm",
+                "busybox", "sh", "-c", script), vm_env)
+    assert p.read_until(b"ready"), p.out
+    os.write(p.fd, b"hello\r")
+    assert p.read_until(b"line:hello"), p.out
+    p.resize(40, 120)
+    assert p.read_until(b"40 120"), p.out
+    os.write(p.fd, b"\x03")
+    code = p.finish()
+    assert code == 7 and b"got-INT" in p.out, p.out
     assert isola.containers() == []

@@ -7,6 +7,7 @@ On a kvm_pvm host (MACHINE.md) guest kernel code is emulated, so a boot and a fe
 tens of seconds: each test does much in one VM, and the VM tests use the plain build only (the
 sanitizer build's engine and monitor are the same code, and their host side is what
 test_vm_engine.py runs under both builds)."""
+import hashlib
 import os
 import platform
 import re
@@ -15,7 +16,7 @@ import subprocess
 import pytest
 
 from conftest import BUILDS, PVM_HOST, TOP
-from isola_cli import Isola, isola_path
+from isola_cli import Isola, PtyRun, isola_path
 
 pytestmark = pytest.mark.kvm
 VM_TIMEOUT = 600  # a kvm_pvm boot is 15-30 s; the commands add as much again
@@ -42,6 +43,7 @@ def vm(guest_kernel, tmp_path):
         return i("run", "--rm", "--isolation=vm", *args, env=env, **kw)
 
     i.run = run
+    i.kernel = guest_kernel
     yield i
     for cid in i.containers():
         i("rm", "-f", cid)
@@ -98,3 +100,67 @@ def test_binary_output_and_stdin_byte_exact(vm):
 def test_exit_status_of_a_missing_command_and_a_signal(vm, cmd, code):
     r = vm.run("busybox", *cmd)
     assert r.returncode == code, r.stderr
+
+
+def test_volumes_are_shared_directories(vm, tmp_path):
+    """-v in a VM is virtio-fs: the guest sees the host directory, its changes land there as
+    the container's user, a :ro volume refuses changes, and neither a symlink nor ".." reaches
+    the host outside the volume."""
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    rw.chmod(0o777)
+    secret = os.urandom(8).hex()
+    (tmp_path / "secret.txt").write_text(secret)
+    (rw / "escape").symlink_to("../secret.txt")
+    (rw / "gone.txt").write_text("bye")
+    (rw / "gone.txt").chmod(0o666)
+    (ro / "in.txt").write_text("from the host\n")
+    (ro / "many").mkdir()
+    for n in range(500):
+        (ro / "many" / f"entry-{n:03}").write_text("")
+    script = """
+        cat /ro/in.txt
+        ls /ro/many > /tmp/list && echo entries $(wc -l < /tmp/list)  # (a piped wc crashes on kvm_pvm)
+        touch /ro/x 2>/dev/null && echo ro-writable || echo ro-refused
+        echo made > /rw/made.txt && chmod 640 /rw/made.txt
+        mkdir -p /rw/a/b && echo deep > /rw/a/b/f && mv /rw/a/b/f /rw/a/g
+        ln -s g /rw/a/l && ln /rw/a/g /rw/a/hard && cat /rw/a/l
+        dd if=/dev/urandom of=/rw/rand bs=64k count=20 2>/dev/null
+        md5sum /rw/rand | sed 's/ .*//; s/^/md5 /'
+        rm /rw/gone.txt
+        cat /rw/escape /rw/../secret.txt 2>&1
+        echo id $(id -u):$(id -g)
+    """
+    r = vm.run("-u", "1000:1000", "-v", f"{rw}:/rw", "-v", f"{ro}:/ro:ro", "busybox", "sh", "-c",
+               script)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "from the host\n" in out and "entries 500\n" in out, out
+    assert "ro-refused\n" in out and not (ro / "x").exists(), out
+    assert "deep\n" in out and "id 1000:1000\n" in out, out
+    assert secret not in out + r.stderr, "a symlink or .. read the host outside the volume"
+    assert (rw / "made.txt").read_text() == "made\n"
+    st = (rw / "made.txt").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1000, 1000, 0o640), st
+    assert (rw / "a" / "g").read_text() == "deep\n" and not (rw / "a" / "b" / "f").exists()
+    assert os.readlink(rw / "a" / "l") == "g"
+    assert (rw / "a" / "hard").stat().st_ino == (rw / "a" / "g").stat().st_ino
+    assert not (rw / "gone.txt").exists()
+    rand = (rw / "rand").read_bytes()
+    assert len(rand) == 20 * 64 * 1024
+    assert f"md5 {hashlib.md5(rand).hexdigest()}\n" in out, "the file differs from what the guest wrote"
+    assert sorted(os.listdir(tmp_path)) == ["ro", "rw", "secret.txt", "store"], "written outside"
+
+
+
+def test_terminal_in_the_guest(vm):
+    """-it in a real guest: its kernel's devpts gives the process a terminal of our size, and
+    what we type reaches it through that terminal."""
+    p = PtyRun(vm.cmd("run", "--rm", "-it", "--isolation=vm", "busybox", "sh", "-c",
+                      "tty; stty size; echo ready; read line; echo line:$line; exit 5"),
+               dict(os.environ, ISOLA_KERNEL=vm.kernel), rows=27, cols=91)
+    assert p.read_until(b"ready", timeout=VM_TIMEOUT), p.out
+    os.write(p.fd, b"typed\r")
+    assert p.finish(timeout=120) == 5, p.out
+    assert b"/dev/pts/0\r\n27 91\r\n" in p.out and b"line:typed" in p.out, p.out
