@@ -120,6 +120,11 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
                   bool foreground, void (*notify)(void *), void *notify_arg, int *status,
                   struct isola_error **err);
 
+/* One more process in a running VM container, through guest-init's exec port (vm.c). */
+struct exec_request;
+int engine_vm_exec(struct engine *e, const struct ctr_record *rec, const struct exec_request *x,
+                   int *status, struct isola_error **err);
+
 /* ---- other verbs (ops.c) ---- */
 int engine_kill(struct engine *e, const char *what, int sig, struct isola_error **err);
 /* Stop signal, then SIGKILL after `timeout` seconds. */

@@ -241,8 +241,7 @@ int engine_exec(struct engine *e, const char *what, const struct exec_request *x
   if (r < 0)
     return r;
   if (rec->isolation == ISOLATION_VM)
-    return isola_failx(err, ENOTSUP, "container %s runs in a VM: exec is not available there yet",
-                       rec->name);
+    return engine_vm_exec(e, rec, x, status, err);
   struct runtime_opts ro = {.root = e->run_root};
   struct oci_process p = {0};
   if ((r = container_exec_default_process(&ro, rec->id, &p, err)) < 0)

@@ -260,6 +260,7 @@ static pid_t spawn_vmm(const struct vm_paths *p, const char *disk, const char *u
      * protocol over the unix socket (the host side here is the same either way). */
     _cleanup_free_ char *sock = xasprintf("%s_%u", uds, ISOLA_GUEST_VSOCK_PORT);
     setenv("ISOLA_INIT_SOCKET", sock, 1);
+    setenv("ISOLA_INIT_EXEC_SOCKET", uds, 1); /* no monitor: exec connects to init itself */
     execl("/bin/sh", "sh", "-c", launcher, (char *) NULL);
     _exit(127);
   }
@@ -499,6 +500,26 @@ static int vm_converse(struct vm_session *s, struct json_object *msg, void (*on_
   return 0;
 }
 
+/* -t on a terminal: ours goes raw, so that keys (^C included) reach the guest's terminal, whose
+ * line discipline does the rest; its size travels in the PROCESS message, then on SIGWINCH.
+ * False when stdin is no terminal. */
+static bool terminal_raw(struct json_object *msg, struct termios *saved, bool *restore)
+{
+  if (!isatty(0) || tcgetattr(0, saved) < 0)
+    return false;
+  struct termios raw = *saved;
+  cfmakeraw(&raw);
+  *restore = tcsetattr(0, TCSANOW, &raw) == 0;
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+    struct json_object *size = json_object_new_object();
+    json_object_object_add(size, "height", json_object_new_int(ws.ws_row));
+    json_object_object_add(size, "width", json_object_new_int(ws.ws_col));
+    json_object_object_add(json_object_object_get(msg, "process"), "consoleSize", size);
+  }
+  return true;
+}
+
 /* ---- the monitor for a VM container ---- */
 
 struct vm_started_arg {
@@ -591,21 +612,7 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
     goto out;
   }
   in_fd = req->interactive && foreground ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
-  /* -t on a terminal: ours goes raw, so that keys (^C included) reach the guest's terminal,
-   * whose line discipline does the rest; its size travels with the process, then on SIGWINCH. */
-  bool tty = req->tty && foreground && isatty(0) && tcgetattr(0, &saved_tio) == 0;
-  if (tty) {
-    struct termios raw = saved_tio;
-    cfmakeraw(&raw);
-    restore_tio = tcsetattr(0, TCSANOW, &raw) == 0;
-    struct winsize ws;
-    if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
-      struct json_object *size = json_object_new_object();
-      json_object_object_add(size, "height", json_object_new_int(ws.ws_row));
-      json_object_object_add(size, "width", json_object_new_int(ws.ws_col));
-      json_object_object_add(json_object_object_get(msg, "process"), "consoleSize", size);
-    }
-  }
+  bool tty = req->tty && foreground && terminal_raw(msg, &saved_tio, &restore_tio);
   struct vm_session s = {.conn = conn,
                          .in_fd = in_fd,
                          .out_fd = foreground ? 1 : -1,
@@ -652,5 +659,158 @@ out:
     sigaction(SIGPIPE, &old_pipe, NULL);
   sigprocmask(SIG_SETMASK, &old, NULL);
   vm_paths_clear(&paths);
+  return r;
+}
+
+/* ---- isola exec in a VM container ---- */
+
+/* The process for an exec: the container's own (config.json), with the command, env, workdir,
+ * user and terminal of the request. */
+static int exec_process(struct engine *e, const struct ctr_record *rec,
+                        const struct exec_request *x, struct json_object **out,
+                        struct isola_error **err)
+{
+  _cleanup_free_ char *path = xasprintf("containers/%s/bundle/config.json", rec->id), *text = NULL;
+  size_t len = 0;
+  int r = read_file_at(e->store->rootfd, path, 16 << 20, &text, &len);
+  if (r < 0)
+    return isola_fail(err, -r, "cannot read \"%s/%s\"", e->store->root, path);
+  _cleanup_json_ struct json_object *spec = json_tokener_parse(text);
+  struct json_object *proc = spec ? json_object_object_get(spec, "process") : NULL;
+  if (!proc)
+    return isola_failx(err, EINVAL, "\"%s/%s\" has no process", e->store->root, path);
+  struct json_object *args = json_object_new_array();
+  for (char **a = x->args; *a; a++)
+    json_object_array_add(args, json_object_new_string(*a));
+  json_object_object_add(proc, "args", args);
+  struct json_object *env = json_object_object_get(proc, "env");
+  if (!env) {
+    env = json_object_new_array();
+    json_object_object_add(proc, "env", env);
+  }
+  for (char **kv = x->env; kv && *kv; kv++) {
+    size_t k = strcspn(*kv, "=");
+    if (!(*kv)[k])
+      continue;
+    size_t i = 0;
+    for (; i < json_object_array_length(env); i++) {
+      const char *have = json_object_get_string(json_object_array_get_idx(env, i));
+      if (!strncmp(have, *kv, k) && have[k] == '=')
+        break;
+    }
+    if (i < json_object_array_length(env))
+      json_object_array_put_idx(env, i, json_object_new_string(*kv));
+    else
+      json_object_array_add(env, json_object_new_string(*kv));
+  }
+  if (x->workdir)
+    json_object_object_add(proc, "cwd", json_object_new_string(x->workdir));
+  if (x->user) {
+    /* Names would need the guest's /etc/passwd: the image's may have changed in there. */
+    uint64_t uid, gid = 0;
+    _cleanup_free_ char *u = xstrdup(x->user);
+    char *g = strchr(u, ':');
+    if (g)
+      *g++ = 0;
+    if (parse_u64(u, &uid) < 0 || uid > UINT32_MAX - 1 ||
+        (g && (parse_u64(g, &gid) < 0 || gid > UINT32_MAX - 1)))
+      return isola_failx(err, ENOTSUP,
+                         "exec -u %s: in a VM container give a numeric uid[:gid]", x->user);
+    struct json_object *user = json_object_new_object();
+    json_object_object_add(user, "uid", json_object_new_int64((int64_t) uid));
+    json_object_object_add(user, "gid", json_object_new_int64((int64_t) gid));
+    json_object_object_add(proc, "user", user);
+  }
+  json_object_object_add(proc, "terminal", json_object_new_boolean(x->tty));
+  json_object_object_del(proc, "consoleSize");
+  struct json_object *msg = json_object_new_object();
+  json_object_object_add(msg, "process", json_object_get(proc));
+  *out = msg;
+  return 0;
+}
+
+/* A connection to guest-init's exec port: through the monitor's socket ("CONNECT 1025"), or
+ * straight to init when tests run it without a VM. */
+static int exec_connect(const struct ctr_record *rec, struct isola_error **err)
+{
+  _cleanup_free_ char *uds = xasprintf("/run/isola-vm-%.16s.sock", rec->id);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+  _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+    return isola_fail(err, errno, "cannot reach the VM of container %s (\"%s\")", rec->name, uds);
+  const char *launcher = getenv("ISOLA_VM_LAUNCHER");
+  if (launcher && *launcher)
+    return steal_fd(&fd);
+  char line[64];
+  int n = snprintf(line, sizeof(line), "CONNECT %u\n", ISOLA_GUEST_EXEC_PORT);
+  if (write_all(fd, line, (size_t) n) < 0)
+    return isola_fail(err, errno, "cannot talk to the VM monitor of container %s", rec->name);
+  /* The monitor answers one line: "OK <port>\n", or closes when nobody listens there. */
+  size_t got = 0;
+  while (got < sizeof(line) - 1) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10000) <= 0 || read(fd, line + got, 1) != 1)
+      break;
+    if (line[got++] == '\n')
+      break;
+  }
+  line[got] = 0;
+  if (strncmp(line, "OK ", 3))
+    return isola_failx(err, ECONNREFUSED,
+                       "the VM of container %s does not take exec connections (its init is not "
+                       "listening)",
+                       rec->name);
+  return steal_fd(&fd);
+}
+
+int engine_vm_exec(struct engine *e, const struct ctr_record *rec, const struct exec_request *x,
+                   int *status, struct isola_error **err)
+{
+  *status = EXIT_ENGINE;
+  if (x->detach)
+    return isola_failx(err, ENOTSUP, "exec -d: not available in a VM container yet (container %s)",
+                       rec->name);
+  _cleanup_json_ struct json_object *msg = NULL;
+  int r = exec_process(e, rec, x, &msg, err);
+  if (r < 0)
+    return r;
+  sigset_t set, old;
+  sigemptyset(&set);
+  int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+  for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+    sigaddset(&set, fwd[i]);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  _cleanup_close_ int conn = exec_connect(rec, err), sigfd = -1, in_fd = -1;
+  struct termios saved_tio;
+  bool restore_tio = false;
+  if (conn < 0) {
+    r = conn;
+    goto out;
+  }
+  sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  in_fd = x->interactive ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
+  bool tty = x->tty && terminal_raw(msg, &saved_tio, &restore_tio);
+  struct vm_session s = {.conn = conn,
+                         .in_fd = in_fd,
+                         .out_fd = 1,
+                         .err_fd = 2,
+                         .log_out = -1,
+                         .log_err = -1,
+                         .sigfd = sigfd,
+                         .in_open = in_fd >= 0,
+                         .tty = tty,
+                         .credit = ISOLA_GUEST_STDIN_WINDOW,
+                         .status = -1};
+  r = vm_converse(&s, msg, NULL, NULL, err);
+  if (r == 0)
+    *status = s.status;
+out:
+  if (restore_tio)
+    tcsetattr(0, TCSANOW, &saved_tio);
+  sigaction(SIGPIPE, &old_pipe, NULL);
+  sigprocmask(SIG_SETMASK, &old, NULL);
   return r;
 }

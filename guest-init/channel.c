@@ -23,6 +23,34 @@ int channel_connect_vsock(uint32_t cid, uint32_t port, int *fd, struct isola_err
   return 0;
 }
 
+int channel_listen_vsock(uint32_t port, int *fd, struct isola_error **err)
+{
+  _cleanup_close_ int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0)
+    return isola_fail(err, errno, "cannot create a vsock socket");
+  struct sockaddr_vm addr = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+  if (bind(s, (struct sockaddr *) &addr, sizeof(addr)) < 0 || listen(s, 16) < 0)
+    return isola_fail(err, errno, "cannot listen on vsock port %u", port);
+  *fd = steal_fd(&s);
+  return 0;
+}
+
+int channel_listen_unix(const char *path, int *fd, struct isola_error **err)
+{
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(addr.sun_path))
+    return isola_failx(err, ENAMETOOLONG, "socket path \"%s\" is too long", path);
+  strcpy(addr.sun_path, path);
+  _cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0)
+    return isola_fail(err, errno, "cannot create a unix socket");
+  unlink(path);
+  if (bind(s, (struct sockaddr *) &addr, sizeof(addr)) < 0 || listen(s, 16) < 0)
+    return isola_fail(err, errno, "cannot listen on \"%s\"", path);
+  *fd = steal_fd(&s);
+  return 0;
+}
+
 int channel_connect_unix(const char *path, int *fd, struct isola_error **err)
 {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};

@@ -71,6 +71,9 @@ struct frame {
 
 int channel_connect_vsock(uint32_t cid, uint32_t port, int *fd, struct isola_error **err);
 int channel_connect_unix(const char *path, int *fd, struct isola_error **err);
+/* A non-blocking listening socket for exec connections: any CID on port, or a unix path. */
+int channel_listen_vsock(uint32_t port, int *fd, struct isola_error **err);
+int channel_listen_unix(const char *path, int *fd, struct isola_error **err);
 /* Take ownership of a connected socket and make it non-blocking. */
 void channel_init(struct channel *ch, int fd);
 void channel_close(struct channel *ch);
@@ -132,8 +135,11 @@ int guest_process_spawn(const struct guest_config *cfg, struct guest_child *chil
 
 /* ---- relaying and reaping until the process ends (supervise.c) ---- */
 /* Relay stdio and signals between the channel and the child, reap every zombie, and when the
- * process exits kill what it left behind, send the rest of its output and then EXIT.
- * `kill_all`: we are PID 1 of our namespace, so kill(-1) reaches only the container.
- * Returns the exit status sent, or -EPIPE when the host went away first. */
-int guest_supervise(struct channel *ch, struct guest_child *child, int sigfd, bool kill_all,
+ * process exits kill what it left behind, send the rest of its output and then EXIT. Meanwhile
+ * each connection accepted on exec_fd (a listening socket, or -1) is one more process in the
+ * container (isola_guest_abi.h, "Exec"). `kill_all`: we are PID 1 of our namespace, so kill(-1)
+ * reaches only the container. Returns the exit status sent, or -EPIPE when the host went away
+ * first. Closes exec_fd. */
+int guest_supervise(struct channel *ch, struct guest_child *child, int sigfd, int exec_fd,
+                    bool kill_all,
                     struct isola_error **err);

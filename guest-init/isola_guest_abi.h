@@ -54,6 +54,15 @@
  *                                              /dev/mqueue /run; at most ISOLA_GUEST_MAX_MOUNTS
  * Unknown top-level keys are errors (a host newer than its guest must bump the version).
  *
+ * Exec. While the container's process runs, guest-init listens on vsock port
+ * ISOLA_GUEST_EXEC_PORT; the host reaches it through the monitor's unix socket ("CONNECT 1025").
+ * Each connection starts one more process in the container, with the same conversation as
+ * above (HELLO both ways, PROCESS, STARTED, stdio, EXIT) but a PROCESS that holds only
+ * "process": it runs in the container as it is (its root, mounts and hostname). At most
+ * ISOLA_GUEST_MAX_EXECS at once; one more, or a PROCESS that cannot start, gets ERROR then
+ * EXIT(ISOLA_GUEST_EXIT_INTERNAL). A host that closes first kills its process. When the
+ * container's process ends, exec'd processes are killed (EXIT 137) and their connections closed.
+ *
  * Terminal. With "process": {"terminal": true} the process gets a pseudo-terminal in the guest
  * as its controlling terminal and stdin, stdout and stderr (process.consoleSize, when given, is
  * its first size). Everything it writes comes as STDOUT (there is no STDERR), STDIN goes to the
@@ -81,6 +90,8 @@
 
 #define ISOLA_GUEST_HOST_CID 2u      /* VMADDR_CID_HOST */
 #define ISOLA_GUEST_VSOCK_PORT 1024u /* the control and stdio connection */
+#define ISOLA_GUEST_EXEC_PORT 1025u  /* guest-init listens here for exec connections */
+#define ISOLA_GUEST_MAX_EXECS 16u    /* exec connections at once */
 
 #define ISOLA_GUEST_HEADER_SIZE 8u
 #define ISOLA_GUEST_MAX_PROCESS (1u << 20) /* PROCESS JSON */

@@ -93,7 +93,7 @@ def test_abi_constants_match_the_header():
         defines[name] = eval(expr.replace("u", ""))
     enum = dict((n, int(v)) for n, v in re.findall(r"ISOLA_GUEST_(\w+) = (\d+),", text))
     assert defines["ABI_VERSION"] == g.ABI_VERSION
-    for name in ["HOST_CID", "VSOCK_PORT", "HEADER_SIZE", "MAX_PROCESS", "MAX_DATA",
+    for name in ["HOST_CID", "VSOCK_PORT", "EXEC_PORT", "MAX_EXECS", "HEADER_SIZE", "MAX_PROCESS", "MAX_DATA",
                  "MAX_ERROR", "STDIN_WINDOW", "MAX_MOUNTS", "LINGER_SECONDS", "EXIT_INTERNAL"]:
         assert defines[name] == getattr(g, name), name
     assert len(enum) == 12

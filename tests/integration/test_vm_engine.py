@@ -66,8 +66,8 @@ def test_detached_stop_logs_rm(isola, vm_env):
         time.sleep(0.05)
     ps = isola.json("ps", "--format", "json")
     assert [(p["id"], p["isolation"], p["state"]) for p in ps] == [(cid, "vm", "running")]
-    r = isola("exec", "vmsvc", "true")
-    assert r.returncode == 125 and "VM" in r.stderr
+    r = isola("exec", "vmsvc", "sh", "-c", "echo in-vm; exit 4", env=vm_env)
+    assert (r.returncode, r.stdout) == (4, "in-vm\n"), r.stderr
     r = isola("kill", "-s", "ALRM", "vmsvc")
     assert r.returncode == 1 and "SIGKILL" in r.stderr
     isola.ok("stop", "vmsvc")
@@ -168,3 +168,46 @@ def test_terminal_keys_and_resize(isola, vm_env):
     code = p.finish()
     assert code == 7 and b"got-INT" in p.out, p.out
     assert isola.containers() == []
+
+
+def test_exec(isola, vm_env):
+    """isola exec into a VM container: one more process in the container as it is (its files,
+    env, user), stdio and status as with run; several at once; a terminal with -t; what a VM
+    cannot do yet is refused; and the container's end ends every exec."""
+    isola.ok("run", "-d", "--name", "vmx", "--isolation=vm", "-e", "FROM_RUN=r", "busybox", "sh",
+             "-c", "echo state > /tmp/state; while :; do sleep 0.1; done", env=vm_env)
+    for _ in range(100):
+        if isola("exec", "vmx", "test", "-e", "/tmp/state", env=vm_env).returncode == 0:
+            break
+        time.sleep(0.05)
+    data = os.urandom(200000)
+    r = isola("exec", "-i", "-e", "X=1", "-w", "/tmp", "vmx", "sh", "-c",
+              'echo "$FROM_RUN $X $(pwd) $(cat state)" >&2; cat; exit 3', input=data, text=False,
+              env=vm_env)
+    assert (r.returncode, r.stdout, r.stderr) == (3, data, b"r 1 /tmp state\n"), r.stderr
+    r = isola("exec", "-u", "1000:1001", "vmx", "id", env=vm_env)
+    assert r.returncode == 0 and "uid=1000 gid=1001" in r.stdout, r.stderr
+    assert isola("exec", "vmx", "nosuch", env=vm_env).returncode == 127
+    assert isola("exec", "vmx", "/etc/passwd", env=vm_env).returncode == 126
+
+    procs = [subprocess.Popen(isola.cmd("exec", "vmx", "sh", "-c", f"sleep 0.5; echo {n}"),
+                              env=vm_env, stdout=subprocess.PIPE, text=True) for n in range(5)]
+    assert [p.communicate(timeout=60)[0] for p in procs] == [f"{n}\n" for n in range(5)]
+
+    p = PtyRun(isola.cmd("exec", "-t", "vmx", "sh", "-c", "tty; stty size; exit 6"), vm_env,
+               rows=21, cols=77)
+    assert p.finish() == 6 and b"/dev/pts/" in p.out and b"21 77\r\n" in p.out, p.out
+
+    for args, words in [(["-u", "nobody"], "numeric"), (["-d"], "-d")]:
+        r = isola("exec", *args, "vmx", "true", env=vm_env)
+        assert r.returncode == 125 and words in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+    long = subprocess.Popen(isola.cmd("exec", "vmx", "sleep", "60"), env=vm_env,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    isola.ok("stop", "-t", "1", "vmx")
+    _, err = long.communicate(timeout=30)
+    assert long.returncode == 137, err
+    isola.ok("rm", "vmx")
+    r = isola("exec", "vmx", "true", env=vm_env)
+    assert r.returncode == 125 and r.stderr.count("\n") == 1, r.stderr

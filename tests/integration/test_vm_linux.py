@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -164,3 +165,22 @@ def test_terminal_in_the_guest(vm):
     os.write(p.fd, b"typed\r")
     assert p.finish(timeout=120) == 5, p.out
     assert b"/dev/pts/0\r\n27 91\r\n" in p.out and b"line:typed" in p.out, p.out
+
+
+def test_exec_into_a_vm(vm):
+    """isola exec reaches a running VM through the monitor's vsock: a process in the same
+    container (it sees what the first one wrote), its own stdio and exit status."""
+    env = dict(os.environ, ISOLA_KERNEL=vm.kernel)
+    vm.ok("run", "-d", "--name", "vmexec", "--isolation=vm", "busybox", "sh", "-c",
+          "echo written-by-run > /tmp/mark; while :; do sleep 1; done", env=env)
+    deadline = time.monotonic() + VM_TIMEOUT
+    while time.monotonic() < deadline:
+        r = vm("exec", "vmexec", "cat", "/tmp/mark", timeout=120)
+        if r.returncode == 0:
+            break
+        time.sleep(2)
+    assert r.stdout == "written-by-run\n", r.stderr
+    r = vm("exec", "-i", "vmexec", "sh", "-c", "cat; echo to-err >&2; exit 9", input="piped\n",
+           timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (9, "piped\n", "to-err\n")
+    vm.ok("rm", "-f", "vmexec")
