@@ -705,26 +705,13 @@ static int exec_process(struct engine *e, const struct ctr_record *rec,
   }
   if (x->workdir)
     json_object_object_add(proc, "cwd", json_object_new_string(x->workdir));
-  if (x->user) {
-    /* Names would need the guest's /etc/passwd: the image's may have changed in there. */
-    uint64_t uid, gid = 0;
-    _cleanup_free_ char *u = xstrdup(x->user);
-    char *g = strchr(u, ':');
-    if (g)
-      *g++ = 0;
-    if (parse_u64(u, &uid) < 0 || uid > UINT32_MAX - 1 ||
-        (g && (parse_u64(g, &gid) < 0 || gid > UINT32_MAX - 1)))
-      return isola_failx(err, ENOTSUP,
-                         "exec -u %s: in a VM container give a numeric uid[:gid]", x->user);
-    struct json_object *user = json_object_new_object();
-    json_object_object_add(user, "uid", json_object_new_int64((int64_t) uid));
-    json_object_object_add(user, "gid", json_object_new_int64((int64_t) gid));
-    json_object_object_add(proc, "user", user);
-  }
   json_object_object_add(proc, "terminal", json_object_new_boolean(x->tty));
   json_object_object_del(proc, "consoleSize");
   struct json_object *msg = json_object_new_object();
   json_object_object_add(msg, "process", json_object_get(proc));
+  /* Resolved in there: the container's /etc/passwd may have changed since it started. */
+  if (x->user)
+    json_object_object_add(msg, "user", json_object_new_string(x->user));
   *out = msg;
   return 0;
 }

@@ -2,6 +2,7 @@
  * is mounted or started. The "process" object is parsed by the runtime's own OCI parser, so the
  * VM and the process isolation read a container's process the same way. */
 #include "init.h"
+#include "container.h"
 #include "spec_json.h"
 
 #include <limits.h>
@@ -29,6 +30,7 @@ void guest_config_clear(struct guest_config *cfg)
   for (size_t i = 0; i < cfg->n_mounts; i++)
     mount_clear(&cfg->mounts[i]);
   free(cfg->mounts);
+  free(cfg->user);
   memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -146,7 +148,7 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
   if (!json_object_is_type(doc, json_type_object))
     return isola_failx(err, EINVAL, "%s: expected a JSON object", WHAT);
 
-  static const char *const keys[] = {"process", "hostname", "domainname", "root", "mounts"};
+  static const char *const keys[] = {"process", "hostname", "domainname", "root", "mounts", "user"};
   json_object_object_foreach (doc, key, val) {
     (void) val;
     size_t i = 0;
@@ -166,6 +168,7 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
   if ((r = spec_parse_process(proc, WHAT, &cfg->process, err)) < 0 ||
       (r = parse_name(c, doc, "hostname", &cfg->hostname)) < 0 ||
       (r = parse_name(c, doc, "domainname", &cfg->domainname)) < 0 ||
+      (r = jget_str(c, doc, "", "user", &cfg->user)) < 0 ||
       (r = jget_obj(c, doc, "", "root", &root)) < 0 ||
       (root && (r = parse_root(c, root, cfg)) < 0) ||
       (r = jget_arr(c, doc, "", "mounts", &mounts)) < 0 ||
@@ -176,4 +179,25 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
 fail:
   guest_config_clear(cfg);
   return r;
+}
+
+int guest_config_resolve_user(struct guest_config *cfg, struct isola_error **err)
+{
+  if (!cfg->user)
+    return 0;
+  _cleanup_json_ struct json_object *user = json_object_new_object();
+  _cleanup_free_ char *home = NULL;
+  int r = user_resolve(cfg->user, "/", user, &home, err);
+  if (r < 0)
+    return r;
+  struct oci_user *u = &cfg->process.user;
+  u->uid = (uint32_t) json_object_get_int64(json_object_object_get(user, "uid"));
+  u->gid = (uint32_t) json_object_get_int64(json_object_object_get(user, "gid"));
+  struct json_object *groups = json_object_object_get(user, "additionalGids");
+  free(u->additional_gids);
+  u->n_additional_gids = groups ? json_object_array_length(groups) : 0;
+  u->additional_gids = xzalloc((u->n_additional_gids + 1) * sizeof(uint32_t));
+  for (size_t i = 0; i < u->n_additional_gids; i++)
+    u->additional_gids[i] = (uint32_t) json_object_get_int64(json_object_array_get_idx(groups, i));
+  return 0;
 }

@@ -254,9 +254,9 @@ int main(int argc, char **argv)
    * socket is bound before we enter the container's root, where the host could not reach it. */
   int exec_fd = -1;
   const char *exec_sock = getenv("ISOLA_INIT_EXEC_SOCKET");
-  if ((opts.test_mode ? (exec_sock && *exec_sock ? channel_listen_unix(exec_sock, &exec_fd, &err)
-                                                 : 0)
-                      : channel_listen_vsock(ISOLA_GUEST_EXEC_PORT, &exec_fd, &err)) < 0) {
+  if ((opts.test_mode
+           ? (exec_sock && *exec_sock ? channel_listen_unix(exec_sock, &exec_fd, &err) : 0)
+           : channel_listen_vsock(ISOLA_GUEST_EXEC_PORT, &exec_fd, &err)) < 0) {
     say("exec is not available: %s", err->msg); /* the container runs all the same */
     isola_error_free(&err);
   }
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
   struct guest_config cfg;
   if (hello(&ch, &err) < 0 || receive_config(&ch, &cfg, &err) < 0)
     fail(&opts, &ch, err);
-  if (setup_container(&cfg, &opts, &err) < 0)
+  if (setup_container(&cfg, &opts, &err) < 0 || guest_config_resolve_user(&cfg, &err) < 0)
     fail(&opts, &ch, err);
 
   struct guest_child child;

@@ -43,11 +43,15 @@ struct guest_config {
   struct guest_root root;
   struct oci_mount *mounts;
   size_t n_mounts;
+  char *user; /* "user[:group]" to resolve in the container's root, overriding process.user */
 };
 /* Parse and validate the PROCESS payload (not NUL-terminated). On failure *cfg is cleared. */
 int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
                        struct isola_error **err);
 void guest_config_clear(struct guest_config *cfg);
+/* Resolve cfg->user (when given) against /etc/passwd and /etc/group of the root we are in now
+ * (the container's) into process.user. */
+int guest_config_resolve_user(struct guest_config *cfg, struct isola_error **err);
 
 /* ---- the connection to the host (channel.c) ---- */
 struct channel {
@@ -141,5 +145,4 @@ int guest_process_spawn(const struct guest_config *cfg, struct guest_child *chil
  * reaches only the container. Returns the exit status sent, or -EPIPE when the host went away
  * first. Closes exec_fd. */
 int guest_supervise(struct channel *ch, struct guest_child *child, int sigfd, int exec_fd,
-                    bool kill_all,
-                    struct isola_error **err);
+                    bool kill_all, struct isola_error **err);

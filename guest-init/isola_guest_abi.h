@@ -50,16 +50,18 @@
  *     },                                       writable: overlay upper on a tmpfs (default), none
  *                                              (read-only root), or on an ext4 disk
  *     "mounts": [ OCI mount objects: destination, type, source, options ]   optional, applied
- *   }                                          after the default /proc /sys /dev /dev/pts /dev/shm
+ *                                              after the default /proc /sys /dev /dev/pts /dev/shm
  *                                              /dev/mqueue /run; at most ISOLA_GUEST_MAX_MOUNTS
+ *     "user": "name[:group]"                   optional; resolved as docker does in the container's
+ *   }                                          /etc/passwd and /etc/group, overriding process.user
  * Unknown top-level keys are errors (a host newer than its guest must bump the version).
  *
  * Exec. While the container's process runs, guest-init listens on vsock port
  * ISOLA_GUEST_EXEC_PORT; the host reaches it through the monitor's unix socket ("CONNECT 1025").
  * Each connection starts one more process in the container, with the same conversation as
  * above (HELLO both ways, PROCESS, STARTED, stdio, EXIT) but a PROCESS that holds only
- * "process": it runs in the container as it is (its root, mounts and hostname). At most
- * ISOLA_GUEST_MAX_EXECS at once; one more, or a PROCESS that cannot start, gets ERROR then
+ * "process" (and "user"): it runs in the container as it is (its root, mounts and hostname). At
+ * most ISOLA_GUEST_MAX_EXECS at once; one more, or a PROCESS that cannot start, gets ERROR then
  * EXIT(ISOLA_GUEST_EXIT_INTERNAL). A host that closes first kills its process. When the
  * container's process ends, exec'd processes are killed (EXIT 137) and their connections closed.
  *

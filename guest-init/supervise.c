@@ -169,7 +169,7 @@ static int on_stdin(struct session *x, const struct frame *f, struct isola_error
   return 0;
 }
 
-/* An exec connection's PROCESS: only "process", run in the container as it is. */
+/* An exec connection's PROCESS: only "process" (and "user"), run in the container as it is. */
 static int exec_start(struct session *x, const struct frame *f, struct isola_error **err)
 {
   struct guest_config cfg;
@@ -177,8 +177,9 @@ static int exec_start(struct session *x, const struct frame *f, struct isola_err
   if (r < 0)
     return r;
   if (cfg.has_root || cfg.n_mounts || cfg.hostname || cfg.domainname)
-    r = isola_failx(err, EINVAL, "exec: PROCESS may only have \"process\"");
-  else if ((r = guest_process_spawn(&cfg, &x->child, err)) == 0)
+    r = isola_failx(err, EINVAL, "exec: PROCESS may only have \"process\" and \"user\"");
+  else if ((r = guest_config_resolve_user(&cfg, err)) == 0 &&
+           (r = guest_process_spawn(&cfg, &x->child, err)) == 0)
     channel_queue_u32(x->ch, ISOLA_GUEST_STARTED, (uint32_t) x->child.pid);
   guest_config_clear(&cfg);
   return r;
@@ -188,8 +189,7 @@ static int on_frame(struct session *x, const struct frame *f, struct isola_error
 {
   if (x->state == SESSION_HELLO) {
     if (f->type != ISOLA_GUEST_HELLO)
-      return isola_failx(err, EPROTO, "protocol error: expected HELLO, got frame type %u",
-                         f->type);
+      return isola_failx(err, EPROTO, "protocol error: expected HELLO, got frame type %u", f->type);
     uint32_t v = isola_guest_get_u32(f->data);
     if (v != ISOLA_GUEST_ABI_VERSION)
       return isola_failx(err, EPROTONOSUPPORT, "the host speaks version %u, this guest version %u",
@@ -292,9 +292,10 @@ static void on_exec_connect(struct supervisor *sv)
     struct session full = {0};
     if (!x)
       x = &full;
-    *x = (struct session){.state = SESSION_HELLO, .ch = &x->own,
-                          .child = {.pid = 0, .stdin_fd = -1, .stdout_fd = -1,
-                                    .stderr_fd = -1, .tty = -1}};
+    *x = (struct session){
+        .state = SESSION_HELLO,
+        .ch = &x->own,
+        .child = {.pid = 0, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .tty = -1}};
     channel_init(&x->own, fd);
     struct isola_guest_hello h;
     isola_guest_put_u32(&h.version, ISOLA_GUEST_ABI_VERSION);
@@ -395,13 +396,12 @@ static int supervise_loop(struct supervisor *sv, int sigfd, struct isola_error *
       struct session *x = &sv->s[i];
       bool on = x->state != SESSION_FREE && !(i == 0 && x->state == SESSION_ENDING);
       bool room = channel_pending(x->ch ? x->ch : &x->own) < ISOLA_GUEST_MAX_DATA;
-      p[i * 4] = (struct pollfd){
-          .fd = on ? x->ch->fd : -1,
-          .events = POLLIN | (on && channel_pending(x->ch) ? POLLOUT : 0)};
+      p[i * 4] = (struct pollfd){.fd = on ? x->ch->fd : -1,
+                                 .events = POLLIN | (on && channel_pending(x->ch) ? POLLOUT : 0)};
       p[i * 4 + 1] = (struct pollfd){.fd = on && room ? x->child.stdout_fd : -1, .events = POLLIN};
       p[i * 4 + 2] = (struct pollfd){.fd = on && room ? x->child.stderr_fd : -1, .events = POLLIN};
-      p[i * 4 + 3] = (struct pollfd){.fd = on && x->in_len ? x->child.stdin_fd : -1,
-                                     .events = POLLOUT};
+      p[i * 4 + 3] =
+          (struct pollfd){.fd = on && x->in_len ? x->child.stdin_fd : -1, .events = POLLOUT};
     }
     p[MAX_SESSIONS * 4] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     p[MAX_SESSIONS * 4 + 1] = (struct pollfd){.fd = sv->exec_fd, .events = POLLIN};

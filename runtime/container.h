@@ -178,6 +178,14 @@ int open_in_root(int rootfd, const char *path, bool create, bool file, int flags
 /* Apply linux.sysctl (after /proc is the container's). */
 int sysctl_apply(const struct oci_spec *spec, struct isola_error **err);
 
+/* ---- users (user.c) ---- */
+/* Resolve spec ("user", "uid", "user:group", "uid:gid"; NULL or "" is root) against rootfs's
+ * /etc/passwd and /etc/group: sets "uid", "gid" and, without a group, "additionalGids" (the
+ * groups listing the user) in the OCI user object `user`; *home is the user's home or "/".
+ * A name not found there is an error. */
+int user_resolve(const char *spec, const char *rootfs, struct json_object *user, char **home,
+                 struct isola_error **err);
+
 /* ---- hooks (hooks.c) ---- */
 /* Run hooks of one kind with the state on stdin. `what` names them in errors. */
 int hooks_run(const struct oci_hook *hooks, size_t n, const char *kind, const char *state_json,

@@ -198,7 +198,9 @@ def test_exec(isola, vm_env):
                rows=21, cols=77)
     assert p.finish() == 6 and b"/dev/pts/" in p.out and b"21 77\r\n" in p.out, p.out
 
-    for args, words in [(["-u", "nobody"], "numeric"), (["-d"], "-d")]:
+    r = isola("exec", "-u", "nobody", "vmx", "id", env=vm_env)
+    assert r.returncode == 0 and "uid=65534" in r.stdout, r.stderr
+    for args, words in [(["-u", "nosuchuser"], "nosuchuser"), (["-d"], "-d")]:
         r = isola("exec", *args, "vmx", "true", env=vm_env)
         assert r.returncode == 125 and words in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
