@@ -120,6 +120,9 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
                   bool foreground, void (*notify)(void *), void *notify_arg, int *status,
                   struct isola_error **err);
 
+/* The directory of a VM container's sockets (its monitor's vsock socket and the guest's
+ * connections to us), the only host path its jailed monitor can reach. malloc'd. */
+char *engine_vm_dir(const char *id);
 /* One more process in a running VM container, through guest-init's exec port (vm.c). */
 struct exec_request;
 int engine_vm_exec(struct engine *e, const struct ctr_record *rec, const struct exec_request *x,

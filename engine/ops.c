@@ -177,11 +177,9 @@ int engine_rm(struct engine *e, const char *what, bool force, struct isola_error
     ;
   /* Sockets a killed monitor could not remove (engine/run.c, engine/vm.c). */
   _cleanup_free_ char *s1 = xasprintf("/run/isola-console-%.16s.sock", rec->id),
-                      *s2 = xasprintf("/run/isola-vm-%.16s.sock", rec->id),
-                      *s3 = xasprintf("/run/isola-vm-%.16s.sock_1024", rec->id);
+                      *vdir = engine_vm_dir(rec->id);
   unlink(s1);
-  unlink(s2);
-  unlink(s3);
+  rm_rf_at(AT_FDCWD, vdir);
   r = rm_rf_at(AT_FDCWD, cdir);
   if (r < 0 && r != -ENOENT)
     return isola_fail(err, -r, "cannot remove \"%s\"", cdir);

@@ -267,7 +267,7 @@ static pid_t spawn_vmm(const struct vm_paths *p, const char *disk, const char *u
   const char *fixed[] = {"isola-vmm", "--kernel",       p->kernel, "--initrd",
                          p->initrd,   "--cmdline",      cmdline,   "--memory",
                          mem,         "--cpus",         cpus,      "--disk",
-                         diskarg,     "--vsock-socket", uds};
+                         diskarg,     "--vsock-socket", uds,       "--jail"};
   char **argv = NULL;
   for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
     argv = strv_append(argv, fixed[i]);
@@ -563,7 +563,7 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
     sigaddset(&set, fwd[i]);
   sigprocmask(SIG_BLOCK, &set, &old);
 
-  _cleanup_free_ char *uds = xasprintf("/run/isola-vm-%.16s.sock", rec->id),
+  _cleanup_free_ char *vdir = engine_vm_dir(rec->id), *uds = xasprintf("%s/vsock", vdir),
                       *guest_sock = xasprintf("%s_%u", uds, ISOLA_GUEST_VSOCK_PORT),
                       *vmm_log = xasprintf("%s/vmm.log", cdir),
                       *out_log = xasprintf("%s/stdout.log", cdir),
@@ -579,6 +579,11 @@ int engine_vm_run(struct engine *e, struct ctr_record *rec, const struct run_req
   if (log_out < 0 || log_err < 0 ||
       (logfd = open(vmm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
     r = isola_fail(err, errno, "cannot create the logs in \"%s\"", cdir);
+    goto out;
+  }
+  /* The VM's sockets in a directory of their own: the only host path its jailed monitor sees. */
+  if (mkdir(vdir, 0700) < 0 && errno != EEXIST) {
+    r = isola_fail(err, errno, "cannot create \"%s\"", vdir);
     goto out;
   }
   if ((lfd = listen_unix(guest_sock, err)) < 0) {
@@ -655,6 +660,7 @@ out:
   if (lfd >= 0)
     unlink(guest_sock);
   unlink(uds);
+  rmdir(vdir);
   if (pipe_ignored)
     sigaction(SIGPIPE, &old_pipe, NULL);
   sigprocmask(SIG_SETMASK, &old, NULL);
@@ -720,7 +726,7 @@ static int exec_process(struct engine *e, const struct ctr_record *rec,
  * straight to init when tests run it without a VM. */
 static int exec_connect(const struct ctr_record *rec, struct isola_error **err)
 {
-  _cleanup_free_ char *uds = xasprintf("/run/isola-vm-%.16s.sock", rec->id);
+  _cleanup_free_ char *vdir = engine_vm_dir(rec->id), *uds = xasprintf("%s/vsock", vdir);
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
   _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -800,4 +806,9 @@ out:
   sigaction(SIGPIPE, &old_pipe, NULL);
   sigprocmask(SIG_SETMASK, &old, NULL);
   return r;
+}
+
+char *engine_vm_dir(const char *id)
+{
+  return xasprintf("/run/isola-vm-%.16s", id);
 }

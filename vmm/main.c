@@ -21,7 +21,7 @@
 static const char usage[] =
     "usage: isola-vmm --kernel ELF [--initrd FILE] [--cmdline STRING] [--memory MiB]\n"
     "                 [--cpus N] [--disk PATH[,ro]]... [--share TAG=DIR[,ro]]...\n"
-    "                 [--vsock-socket PATH] [--console]\n";
+    "                 [--vsock-socket PATH] [--console] [--jail]\n";
 
 static uint64_t now_ns(void)
 {
@@ -100,6 +100,24 @@ static int add_shares(struct vm *vm, char *const *shares, unsigned n, struct iso
   return 0;
 }
 
+/* --jail: everything is open; only the vsock socket's directory is still reached by path
+ * (guest → host connections are "<socket>_<port>" there). */
+static int enter_jail(struct vm *vm, const char *vsock, struct isola_error **err)
+{
+  _cleanup_free_ char *dir = NULL;
+  if (vsock) {
+    if (vsock[0] != '/')
+      return isola_failx(err, EINVAL, "--jail needs an absolute --vsock-socket path, not \"%s\"",
+                         vsock);
+    dir = xstrdup(vsock);
+    *strrchr(dir, '/') = 0;
+    if (!*dir)
+      return isola_failx(err, EINVAL, "--jail: the vsock socket needs a directory of its own");
+  }
+  const char *keep[] = {dir};
+  return vm_jail(keep, dir ? 1 : 0, vm->has_fs, err);
+}
+
 /* Shared directories hold a descriptor per inode the guest knows: take the hard limit. */
 static void raise_nofile(void)
 {
@@ -115,7 +133,7 @@ int main(int argc, char **argv)
   uint64_t t_main = now_ns();
   const char *kernel = NULL, *initrd = NULL, *cmdline = "", *vsock = NULL;
   uint64_t memory_mib = 128, cpus = 1;
-  bool console = false;
+  bool console = false, jail = false;
   char *disks[16], *shares[16];
   unsigned ndisks = 0, nshares = 0;
   enum {
@@ -128,6 +146,7 @@ int main(int argc, char **argv)
     OPT_SHARE,
     OPT_VSOCK,
     OPT_CONSOLE,
+    OPT_JAIL,
     OPT_HELP
   };
   static const struct option opts[] = {
@@ -140,6 +159,7 @@ int main(int argc, char **argv)
       {"share", required_argument, NULL, OPT_SHARE},
       {"vsock-socket", required_argument, NULL, OPT_VSOCK},
       {"console", no_argument, NULL, OPT_CONSOLE},
+      {"jail", no_argument, NULL, OPT_JAIL},
       {"help", no_argument, NULL, OPT_HELP},
       {0},
   };
@@ -183,6 +203,9 @@ int main(int argc, char **argv)
     case OPT_CONSOLE:
       console = true;
       break;
+    case OPT_JAIL:
+      jail = true;
+      break;
     case OPT_HELP:
       fputs(usage, stdout);
       return 0;
@@ -224,6 +247,12 @@ int main(int argc, char **argv)
             "vCPUs (maxcpus=1: its other vCPUs never start here)\n",
             vm->ncpus);
   FILE *timing = open_timing();
+  if (jail && enter_jail(vm, vsock, &err) < 0) {
+    fail("%s", err->msg);
+    if (timing && timing != stderr)
+      fclose(timing);
+    goto out;
+  }
   vm->sandbox = true;
   status = vm_run(vm, &err);
   if (status < 0) {

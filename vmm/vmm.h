@@ -184,6 +184,13 @@ int vm_sandbox(bool files, struct isola_error **err);
  * (or alone, in tests); 0 or a negative errno. */
 int vm_sandbox_vcpu(void);
 
+/* Move the monitor into its jail (jail.c): new mount, network, IPC and UTS namespaces, an empty
+ * read-only root with only the directories keep[0..n) (absolute paths, at most 8) bound in at
+ * their own paths, and no capabilities but, with `files` (a shared directory), those its FUSE
+ * server needs. Single-threaded only: after every device is set up, before vm_run. Needs
+ * root. */
+int vm_jail(const char *const *keep, size_t n, bool files, struct isola_error **err);
+
 /* Allocate guest RAM (mem_size bytes, VM_MEM_MIN..VM_MEM_MAX, a multiple of 4 KiB) for
  * ncpus vCPUs (1..VM_MAX_CPUS). Does not touch /dev/kvm, so input can be loaded and checked
  * first. Free with vm_destroy(). */

@@ -168,11 +168,14 @@ def echo_server(path, result):
 
 @pytest.mark.kvm
 @pytest.mark.parametrize("build", BUILDS)
-def test_vsock_guest_to_host(build, tmp_path):
+@pytest.mark.parametrize("jail", [[], ["--jail"]], ids=["", "jail"])
+def test_vsock_guest_to_host(build, tmp_path, jail):
+    """Guest → host streams; with --jail the monitor reaches the host's socket from its jail,
+    where that socket's directory is all there is."""
     uds = tmp_path / "v.sock"
     result = {}
     t = echo_server(f"{uds}_1234", result)
-    r = boot(build, "vsock", "test=1 port=1234", "--vsock-socket", uds)
+    r = boot(build, "vsock", "test=1 port=1234", "--vsock-socket", uds, *jail)
     t.join(10)
     assert r.returncode == PASS, r.stdout + r.stderr
     assert "vsock: guest to host ok" in r.stdout
@@ -278,6 +281,38 @@ def test_running_monitor_is_sandboxed(build, tmp_path):
         assert p.poll() is None, f"the monitor ended: {p.returncode}"
         assert len(states) >= 4, states
         assert set(states.values()) == {("2", "1")}, states
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("build", BUILDS)
+def test_jailed_monitor(build, tmp_path):
+    """--jail: the running monitor has mount and network namespaces of its own, a root that holds
+    nothing but its socket's directory, and no capabilities (no shared directory here)."""
+    uds = tmp_path / "v.sock"
+    (tmp_path / "secret").write_text("x")
+    p = subprocess.Popen(boot_args(build, "vsock", "test=2 lport=2000", "--vsock-socket", uds,
+                                   "--jail"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and p.poll() is None and not uds.exists():
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert p.poll() is None, p.stderr.read()
+        for ns in ["mnt", "net", "ipc", "uts"]:
+            assert os.readlink(f"/proc/{p.pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+        root = f"/proc/{p.pid}/root"
+        # (sanitizer builds keep /proc for LeakSanitizer)
+        top = set(os.listdir(root)) - ({"proc"} if "asan" in build else set())
+        assert top == {str(tmp_path).split("/")[1]}, os.listdir(root)
+        assert sorted(os.listdir(f"{root}{tmp_path}")) == ["secret", "v.sock"]
+        assert not os.path.exists(f"{root}/etc") and not os.path.exists(f"{root}/dev/kvm")
+        with open(f"/proc/{p.pid}/status") as f:
+            caps = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+        assert int(caps["CapEff"], 16) == 0 and int(caps["CapBnd"], 16) == 0, caps
     finally:
         p.kill()
         p.wait()
