@@ -204,6 +204,12 @@ static struct json_object *process_message(struct json_object *spec, const struc
       json_object_array_add(mounts, json_object_get(m));
   }
   json_object_object_add(msg, "mounts", mounts);
+  if (req->pids_limit > 0) {
+    struct json_object *res = json_object_new_object(), *pids = json_object_new_object();
+    json_object_object_add(pids, "limit", json_object_new_int64(req->pids_limit));
+    json_object_object_add(res, "pids", pids);
+    json_object_object_add(msg, "resources", res);
+  }
   return msg;
 }
 

@@ -133,6 +133,23 @@ static int parse_name(const struct jctx *c, struct json_object *o, const char *k
   return 0;
 }
 
+/* "resources": {"pids": {"limit": N}} (OCI linux.resources' shape; nothing else in there). */
+static int parse_resources(const struct jctx *c, struct json_object *doc, struct guest_config *cfg)
+{
+  struct json_object *res = NULL, *pids = NULL;
+  int r = jget_obj(c, doc, "", "resources", &res);
+  if (r < 0 || !res)
+    return r;
+  json_object_object_foreach (res, key, val) {
+    (void) val;
+    if (strcmp(key, "pids"))
+      return jfail(c, "resources", "unknown key \"%s\" (only \"pids\")", key);
+  }
+  if ((r = jget_obj(c, res, "resources", "pids", &pids)) < 0 || !pids)
+    return r;
+  return jget_i64(c, pids, "resources.pids", "limit", 1, INT32_MAX, &cfg->pids_limit, NULL);
+}
+
 int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
                        struct isola_error **err)
 {
@@ -169,7 +186,7 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
       (r = parse_name(c, doc, "hostname", &cfg->hostname)) < 0 ||
       (r = parse_name(c, doc, "domainname", &cfg->domainname)) < 0 ||
       (r = jget_str(c, doc, "", "user", &cfg->user)) < 0 ||
-      (r = jget_obj(c, doc, "", "root", &root)) < 0 ||
+      (r = parse_resources(c, doc, cfg)) < 0 || (r = jget_obj(c, doc, "", "root", &root)) < 0 ||
       (root && (r = parse_root(c, root, cfg)) < 0) ||
       (r = jget_arr(c, doc, "", "mounts", &mounts)) < 0 ||
       (mounts && (r = parse_mounts(c, mounts, cfg)) < 0))

@@ -266,6 +266,12 @@ int main(int argc, char **argv)
     fail(&opts, &ch, err);
   if (setup_container(&cfg, &opts, &err) < 0 || guest_config_resolve_user(&cfg, &err) < 0)
     fail(&opts, &ch, err);
+  if (cfg.pids_limit) {
+    if (opts.test_mode)
+      isola_failx(&err, ENOTSUP, "--pids-limit needs a VM (test mode has no cgroup of its own)");
+    if (err || guest_limit_pids(cfg.pids_limit, &err) < 0)
+      fail(&opts, &ch, err);
+  }
 
   struct guest_child child;
   if (guest_process_spawn(&cfg, &child, &err) < 0)

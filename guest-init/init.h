@@ -44,6 +44,7 @@ struct guest_config {
   struct oci_mount *mounts;
   size_t n_mounts;
   char *user; /* "user[:group]" to resolve in the container's root, overriding process.user */
+  int64_t pids_limit; /* resources.pids.limit, 0 for none */
 };
 /* Parse and validate the PROCESS payload (not NUL-terminated). On failure *cfg is cleared. */
 int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
@@ -120,6 +121,10 @@ int guest_root_switch(struct isola_error **err);
 int guest_mount_container(const struct guest_config *cfg, bool test_mode, struct isola_error **err);
 #define GUEST_STAGE "/run"
 #define GUEST_NEWROOT GUEST_STAGE "/root"
+
+/* VM only, in the container's root: a cgroup "isola" with pids.max = limit, and us (PID 1) in it,
+ * so that every process of the container, exec'd ones too, counts. */
+int guest_limit_pids(int64_t limit, struct isola_error **err);
 
 /* ---- the container process (process.c) ---- */
 struct guest_child {

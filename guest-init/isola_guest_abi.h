@@ -53,7 +53,9 @@
  *                                              after the default /proc /sys /dev /dev/pts /dev/shm
  *                                              /dev/mqueue /run; at most ISOLA_GUEST_MAX_MOUNTS
  *     "user": "name[:group]"                   optional; resolved as docker does in the container's
- *   }                                          /etc/passwd and /etc/group, overriding process.user
+ *                                              /etc/passwd and /etc/group, overriding process.user
+ *     "resources": {"pids": {"limit": N}}      optional: at most N processes in the container
+ *   }                                          (a cgroup; exec'd processes count too)
  * Unknown top-level keys are errors (a host newer than its guest must bump the version).
  *
  * Exec. While the container's process runs, guest-init listens on vsock port

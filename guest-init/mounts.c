@@ -4,6 +4,7 @@
 #include "init.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -240,5 +241,25 @@ int guest_mount_container(const struct guest_config *cfg, bool test_mode, struct
   if (cfg->root.writable && !strcmp(cfg->root.writable, "none") &&
       mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
     return isola_fail(err, errno, "cannot make the root read-only");
+  return 0;
+}
+
+int guest_limit_pids(int64_t limit, struct isola_error **err)
+{
+  char n[24];
+  snprintf(n, sizeof(n), "%lld", (long long) limit);
+  static const char *const steps[][2] = {
+      {"/sys/fs/cgroup/cgroup.subtree_control", "+pids"},
+      {"/sys/fs/cgroup/isola/pids.max", NULL},
+      {"/sys/fs/cgroup/isola/cgroup.procs", "0"},
+  };
+  if (mkdir("/sys/fs/cgroup/isola", 0755) < 0 && errno != EEXIST)
+    return isola_fail(err, errno, "--pids-limit: cannot create the cgroup /sys/fs/cgroup/isola");
+  for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+    const char *v = steps[i][1] ? steps[i][1] : n;
+    int r = write_file_at(AT_FDCWD, steps[i][0], v, strlen(v));
+    if (r < 0)
+      return isola_fail(err, -r, "--pids-limit: cannot write \"%s\" to %s", v, steps[i][0]);
+  }
   return 0;
 }

@@ -64,10 +64,15 @@ def test_linux_guest_runs_the_container(vm, guest_kernel):
     for, stdout and stderr apart, env and workdir, and the exit status. On kvm_pvm a Linux guest
     cannot start a second vCPU (MACHINE.md): isola-vmm gives it maxcpus=1 there, so nproc is 1
     (test_vmm.py's SMP test guests prove that the monitor runs every vCPU)."""
+    # The fork flood meets --pids-limit 8: read (a builtin) tells what the cgroup saw.
     script = ('echo "kernel $(uname -r)"; grep MemTotal /proc/meminfo; echo "cpus $(nproc)"; '
-              'echo "$GREETING from $(pwd)"; echo to-stderr >&2; exit 42')
-    r = vm.run("--memory", "192m", "--cpus", "2", "-e", "GREETING=hi", "-w", "/tmp", "busybox",
-               "sh", "-c", script)
+              'echo "$GREETING from $(pwd)"; '
+              'i=0; while [ $i -lt 12 ]; do sleep 60 & i=$((i+1)); done 2>/dev/null; '
+              'read -r cg < /proc/self/cgroup; read -r max < /sys/fs/cgroup/isola/pids.max; '
+              'read -r ev < /sys/fs/cgroup/isola/pids.events; echo "pids $cg $max $ev"; '
+              'echo to-stderr >&2; exit 42')
+    r = vm.run("--memory", "192m", "--cpus", "2", "--pids-limit", "8", "-e", "GREETING=hi",
+               "-w", "/tmp", "busybox", "sh", "-c", script)
     assert r.returncode == 42, r.stderr
     out = r.stdout
     assert f"kernel {kernel_release(guest_kernel)}\n" in out, out
@@ -76,6 +81,8 @@ def test_linux_guest_runs_the_container(vm, guest_kernel):
     mem = int(re.search(r"MemTotal:\s+(\d+) kB", out).group(1))
     assert 120 * 1024 < mem <= 192 * 1024, f"MemTotal {mem} kB for --memory 192m"
     assert f"cpus {1 if PVM_HOST else 2}\n" in out, out
+    pids = re.search(r"pids 0::/isola 8 max (\d+)\n", out)
+    assert pids and int(pids.group(1)) > 0, f"--pids-limit 8 stopped no fork: {out}"
     assert r.stderr.endswith("to-stderr\n"), r.stderr
     assert "to-stderr" not in out
 
