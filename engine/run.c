@@ -505,11 +505,10 @@ static bool name_ok(const char *n)
 /* What a VM container cannot have yet, refused rather than silently ignored. */
 static int vm_check_request(const struct run_request *req, struct isola_error **err)
 {
-  const char *no = req->network_host ? "--network host (a VM has no host network)"
-                   : req->pids_limit ? "--pids-limit"
-                                     : NULL;
-  if (no)
-    return isola_failx(err, ENOTSUP, "--isolation=vm: %s is not available", no);
+  if (req->network_host)
+    return isola_failx(err, ENOTSUP,
+                       "--isolation=vm: --network host is not available (a VM has no host "
+                       "network)");
   if (req->memory && req->memory < (64ll << 20))
     return isola_failx(err, EINVAL, "--isolation=vm: --memory is the VM's RAM: at least 64m");
   if (req->n_volumes > ISOLA_VM_MAX_VOLUMES)

@@ -204,6 +204,12 @@ static struct json_object *process_message(struct json_object *spec, const struc
       json_object_array_add(mounts, json_object_get(m));
   }
   json_object_object_add(msg, "mounts", mounts);
+  /* The same seccomp profile as a process container's, inside the guest too (defence in depth:
+   * the VM is the boundary, the profile narrows what reaches the guest kernel). */
+  struct json_object *seccomp =
+      json_object_object_get(json_object_object_get(spec, "linux"), "seccomp");
+  if (seccomp)
+    json_object_object_add(msg, "seccomp", json_object_get(seccomp));
   if (req->pids_limit > 0) {
     struct json_object *res = json_object_new_object(), *pids = json_object_new_object();
     json_object_object_add(pids, "limit", json_object_new_int64(req->pids_limit));

@@ -3,6 +3,7 @@
  * VM and the process isolation read a container's process the same way. */
 #include "init.h"
 #include "container.h"
+#include "seccomp_filter.h"
 #include "spec_json.h"
 
 #include <limits.h>
@@ -31,6 +32,10 @@ void guest_config_clear(struct guest_config *cfg)
     mount_clear(&cfg->mounts[i]);
   free(cfg->mounts);
   free(cfg->user);
+  if (cfg->seccomp) {
+    seccomp_prog_clear(cfg->seccomp);
+    free(cfg->seccomp);
+  }
   memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -150,6 +155,24 @@ static int parse_resources(const struct jctx *c, struct json_object *doc, struct
   return jget_i64(c, pids, "resources.pids", "limit", 1, INT32_MAX, &cfg->pids_limit, NULL);
 }
 
+/* "seccomp": an OCI linux.seccomp object, compiled here so that a bad one fails before the
+ * process exists. */
+static int parse_seccomp(const struct jctx *c, struct json_object *doc, struct guest_config *cfg,
+                         struct isola_error **err)
+{
+  struct json_object *o = NULL;
+  int r = jget_obj(c, doc, "", "seccomp", &o);
+  if (r < 0 || !o)
+    return r;
+  _cleanup_(spec_seccomp_freep) struct oci_seccomp *sc = NULL;
+  if ((r = spec_parse_seccomp(o, WHAT, &sc, err)) < 0)
+    return r;
+  if (sc->listener_path)
+    return jfail(c, "seccomp.listenerPath", "a notify listener is not available in a VM");
+  cfg->seccomp = xzalloc(sizeof(*cfg->seccomp));
+  return seccomp_compile(sc, cfg->seccomp, err);
+}
+
 int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
                        struct isola_error **err)
 {
@@ -165,7 +188,8 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
   if (!json_object_is_type(doc, json_type_object))
     return isola_failx(err, EINVAL, "%s: expected a JSON object", WHAT);
 
-  static const char *const keys[] = {"process", "hostname", "domainname", "root", "mounts", "user"};
+  static const char *const keys[] = {"process", "hostname",  "domainname", "root",
+                                     "mounts",  "user",      "resources",  "seccomp"};
   json_object_object_foreach (doc, key, val) {
     (void) val;
     size_t i = 0;
@@ -186,7 +210,8 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
       (r = parse_name(c, doc, "hostname", &cfg->hostname)) < 0 ||
       (r = parse_name(c, doc, "domainname", &cfg->domainname)) < 0 ||
       (r = jget_str(c, doc, "", "user", &cfg->user)) < 0 ||
-      (r = parse_resources(c, doc, cfg)) < 0 || (r = jget_obj(c, doc, "", "root", &root)) < 0 ||
+      (r = parse_resources(c, doc, cfg)) < 0 || (r = parse_seccomp(c, doc, cfg, err)) < 0 ||
+      (r = jget_obj(c, doc, "", "root", &root)) < 0 ||
       (root && (r = parse_root(c, root, cfg)) < 0) ||
       (r = jget_arr(c, doc, "", "mounts", &mounts)) < 0 ||
       (mounts && (r = parse_mounts(c, mounts, cfg)) < 0))

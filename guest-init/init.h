@@ -9,6 +9,7 @@
 #pragma once
 
 #include "isola_guest_abi.h"
+#include "seccomp_filter.h"
 #include "spec.h"
 #include "util.h"
 
@@ -44,7 +45,8 @@ struct guest_config {
   struct oci_mount *mounts;
   size_t n_mounts;
   char *user; /* "user[:group]" to resolve in the container's root, overriding process.user */
-  int64_t pids_limit; /* resources.pids.limit, 0 for none */
+  int64_t pids_limit;           /* resources.pids.limit, 0 for none */
+  struct seccomp_prog *seccomp; /* the container's profile, compiled; NULL for none */
 };
 /* Parse and validate the PROCESS payload (not NUL-terminated). On failure *cfg is cleared. */
 int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,

@@ -37,7 +37,8 @@ static _Noreturn void child_run(const struct guest_config *cfg, const char *tty)
   _cleanup_free_ char *exe = NULL;
   if (process_find_exe(&cfg->process, &exe, &err) < 0)
     child_fail(err, err->code == ENOENT ? 127 : 126);
-  struct process_exec pe = {.proc = &cfg->process, .seccomp_listener_sock = -1};
+  struct process_exec pe = {
+      .proc = &cfg->process, .seccomp = cfg->seccomp, .seccomp_listener_sock = -1};
   process_exec_final(&pe, exe, &err);
   child_fail(err, err && err->code == ENOENT ? 127 : 126);
 }

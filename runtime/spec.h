@@ -273,6 +273,14 @@ void spec_process_clear(struct oci_process *p);
 int spec_parse_resources(struct json_object *obj, const char *what, struct oci_resources *out,
                          struct isola_error **err);
 void spec_resources_clear(struct oci_resources *r);
+/* Parse a linux.seccomp object alone (guest-init gets the container's profile this way). */
+int spec_parse_seccomp(struct json_object *obj, const char *what, struct oci_seccomp **out,
+                       struct isola_error **err);
+void spec_seccomp_free(struct oci_seccomp *sc);
+static inline void spec_seccomp_freep(struct oci_seccomp **sc)
+{
+  spec_seccomp_free(*sc);
+}
 
 /* Namespace helpers */
 const char *spec_ns_name(enum oci_ns_type t);      /* "pid", "network", ... */

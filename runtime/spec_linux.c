@@ -427,23 +427,41 @@ int spec_parse_linux_extra(const struct jctx *c, struct json_object *lin, struct
   return 0;
 }
 
+void spec_seccomp_free(struct oci_seccomp *sc)
+{
+  if (!sc)
+    return;
+  strv_free(sc->architectures);
+  strv_free(sc->flags);
+  free(sc->listener_path);
+  free(sc->listener_metadata);
+  for (size_t i = 0; i < sc->n_rules; i++) {
+    strv_free(sc->rules[i].names);
+    free(sc->rules[i].args);
+  }
+  free(sc->rules);
+  free(sc);
+}
+
+int spec_parse_seccomp(struct json_object *obj, const char *what, struct oci_seccomp **out,
+                       struct isola_error **err)
+{
+  struct jctx cx = {what, err};
+  struct oci_seccomp *sc = xzalloc(sizeof(*sc));
+  int r = parse_seccomp(&cx, obj, sc);
+  if (r < 0) {
+    spec_seccomp_free(sc);
+    return r;
+  }
+  *out = sc;
+  return 0;
+}
+
 void spec_free_linux_extra(struct oci_spec *s)
 {
   spec_resources_clear(&s->resources);
   for (size_t i = 0; i < s->n_devices; i++)
     free(s->devices[i].path);
   free(s->devices);
-  if (s->seccomp) {
-    struct oci_seccomp *sc = s->seccomp;
-    strv_free(sc->architectures);
-    strv_free(sc->flags);
-    free(sc->listener_path);
-    free(sc->listener_metadata);
-    for (size_t i = 0; i < sc->n_rules; i++) {
-      strv_free(sc->rules[i].names);
-      free(sc->rules[i].args);
-    }
-    free(sc->rules);
-    free(sc);
-  }
+  spec_seccomp_free(s->seccomp);
 }

@@ -416,6 +416,13 @@ def test_hostile_unknown_type(init_bin, tmp_path):
      "at most 64"),
     (b'{"process": {"args": ["true"], "cwd": "/", "terminal": true, "consoleSize": '
      b'{"height": -1}}}', "consoleSize"),
+    (b'{"process": {"args": ["true"], "cwd": "/"}, "resources": {"memory": {}}}', "resources"),
+    (b'{"process": {"args": ["true"], "cwd": "/"}, "resources": {"pids": {"limit": 0}}}',
+     "limit"),
+    (b'{"process": {"args": ["true"], "cwd": "/"}, "seccomp": {"defaultAction": "SCMP_ACT_X"}}',
+     "defaultAction"),
+    (b'{"process": {"args": ["true"], "cwd": "/"}, "user": 5}', "user"),
+    (b'{"process": {"args": ["true"], "cwd": "/"}, "user": "nosuchuser"}', "nosuchuser"),
     (b'{"process": {"args": ["true"], "cwd": "/"}, "root": {"source": "/nonexistent-root"}}',
      "nonexistent-root"),
     (b'{"process": {"args": ["true"], "cwd": "/"}}\0', "NUL"),

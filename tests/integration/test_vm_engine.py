@@ -88,7 +88,6 @@ def test_rm_force_ends_the_vm(isola, vm_env):
 @pytest.mark.parametrize("args,what", [
     (["-v", "/etc/passwd:/x"], "directories"),
     (["--network", "host"], "--network host"),
-    (["--pids-limit", "5"], "--pids-limit"),
     (["--memory", "16m"], "--memory"),
 ])
 def test_flags_a_vm_cannot_honour_are_refused(isola, vm_env, args, what):
@@ -213,3 +212,18 @@ def test_exec(isola, vm_env):
     isola.ok("rm", "vmx")
     r = isola("exec", "vmx", "true", env=vm_env)
     assert r.returncode == 125 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_seccomp_profile_and_pids_limit_reach_the_guest(isola, vm_env):
+    """The container's seccomp profile is applied in the guest too (defence in depth), unless
+    --security-opt seccomp=unconfined; --pids-limit needs a VM's cgroup, which test mode has
+    not: it says so rather than run unlimited."""
+    script = "grep Seccomp: /proc/self/status | tr -d '\\t '"
+    r = isola("run", "--rm", "--isolation=vm", "busybox", "sh", "-c", script, env=vm_env)
+    assert (r.returncode, r.stdout) == (0, "Seccomp:2\n"), r.stderr
+    r = isola("run", "--rm", "--isolation=vm", "--security-opt", "seccomp=unconfined", "busybox",
+              "sh", "-c", script, env=vm_env)
+    assert (r.returncode, r.stdout) == (0, "Seccomp:0\n"), r.stderr
+    r = isola("run", "--rm", "--isolation=vm", "--pids-limit", "5", "busybox", "true",
+              env=vm_env)
+    assert r.returncode == 125 and "needs a VM" in r.stderr and r.stderr.count("\n") == 1
