@@ -35,12 +35,21 @@ int channel_listen_vsock(uint32_t port, int *fd, struct isola_error **err)
   return 0;
 }
 
+static int unix_addr(const char *path, struct sockaddr_un *addr, struct isola_error **err)
+{
+  *addr = (struct sockaddr_un){.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(addr->sun_path))
+    return isola_failx(err, ENAMETOOLONG, "socket path \"%s\" is too long", path);
+  strcpy(addr->sun_path, path);
+  return 0;
+}
+
 int channel_listen_unix(const char *path, int *fd, struct isola_error **err)
 {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof(addr.sun_path))
-    return isola_failx(err, ENAMETOOLONG, "socket path \"%s\" is too long", path);
-  strcpy(addr.sun_path, path);
+  struct sockaddr_un addr;
+  int r = unix_addr(path, &addr, err);
+  if (r < 0)
+    return r;
   _cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0)
     return isola_fail(err, errno, "cannot create a unix socket");
@@ -53,10 +62,10 @@ int channel_listen_unix(const char *path, int *fd, struct isola_error **err)
 
 int channel_connect_unix(const char *path, int *fd, struct isola_error **err)
 {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof(addr.sun_path))
-    return isola_failx(err, ENAMETOOLONG, "socket path \"%s\" is too long", path);
-  strcpy(addr.sun_path, path);
+  struct sockaddr_un addr;
+  int r = unix_addr(path, &addr, err);
+  if (r < 0)
+    return r;
   _cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0)
     return isola_fail(err, errno, "cannot create a unix socket");

@@ -188,8 +188,8 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
   if (!json_object_is_type(doc, json_type_object))
     return isola_failx(err, EINVAL, "%s: expected a JSON object", WHAT);
 
-  static const char *const keys[] = {"process", "hostname",  "domainname", "root",
-                                     "mounts",  "user",      "resources",  "seccomp"};
+  static const char *const keys[] = {"process", "hostname",  "domainname", "root",  "mounts",
+                                     "user",    "resources", "seccomp",    "detach"};
   json_object_object_foreach (doc, key, val) {
     (void) val;
     size_t i = 0;
@@ -210,6 +210,7 @@ int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,
       (r = parse_name(c, doc, "hostname", &cfg->hostname)) < 0 ||
       (r = parse_name(c, doc, "domainname", &cfg->domainname)) < 0 ||
       (r = jget_str(c, doc, "", "user", &cfg->user)) < 0 ||
+      (r = jget_bool(c, doc, "", "detach", &cfg->detach, NULL)) < 0 ||
       (r = parse_resources(c, doc, cfg)) < 0 || (r = parse_seccomp(c, doc, cfg, err)) < 0 ||
       (r = jget_obj(c, doc, "", "root", &root)) < 0 ||
       (root && (r = parse_root(c, root, cfg)) < 0) ||

@@ -47,6 +47,7 @@ struct guest_config {
   char *user; /* "user[:group]" to resolve in the container's root, overriding process.user */
   int64_t pids_limit;           /* resources.pids.limit, 0 for none */
   struct seccomp_prog *seccomp; /* the container's profile, compiled; NULL for none */
+  bool detach;                  /* exec -d: started, then on its own (exec connections only) */
 };
 /* Parse and validate the PROCESS payload (not NUL-terminated). On failure *cfg is cleared. */
 int guest_config_parse(const char *text, size_t len, struct guest_config *cfg,

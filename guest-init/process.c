@@ -96,9 +96,30 @@ static int spawn_with_terminal(const struct guest_config *cfg, struct guest_chil
   return 0;
 }
 
+/* exec -d: nobody reads or writes its stdio. */
+static int spawn_detached(const struct guest_config *cfg, struct guest_child *child,
+                          struct isola_error **err)
+{
+  pid_t pid = fork();
+  if (pid < 0)
+    return isola_fail(err, errno, "cannot fork the process");
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+        dup2(null, STDERR_FILENO) < 0)
+      _exit(ISOLA_GUEST_EXIT_INTERNAL);
+    child_run(cfg, NULL);
+  }
+  *child =
+      (struct guest_child){.pid = pid, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .tty = -1};
+  return 0;
+}
+
 int guest_process_spawn(const struct guest_config *cfg, struct guest_child *child,
                         struct isola_error **err)
 {
+  if (cfg->detach)
+    return spawn_detached(cfg, child, err);
   if (cfg->process.terminal)
     return spawn_with_terminal(cfg, child, err);
   int in[2], out[2], errp[2];

@@ -6,6 +6,7 @@
  * is left). The container's process ending ends the container: what it left behind is killed
  * (exec'd processes too), the rest of the output sent, then EXIT on each connection. */
 #include "init.h"
+#include "container.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -37,7 +38,8 @@ struct session {
   struct channel *ch; /* the container's own (borrowed), or &own for an exec */
   struct channel own;
   struct guest_child child;
-  bool exited; /* the process has ended; status is its exit status */
+  bool exited;   /* the process has ended; status is its exit status */
+  bool detached; /* exec -d: the process outlives its connection */
   int status;
   /* stdin: received and not yet written, under the host's window */
   uint8_t *in_buf;
@@ -169,7 +171,33 @@ static int on_stdin(struct session *x, const struct frame *f, struct isola_error
   return 0;
 }
 
-/* An exec connection's PROCESS: only "process" (and "user"), run in the container as it is. */
+/* exec -d: the command must exist (the one failure we can still report, as 127 or 126); then
+ * the process runs on its own, stdio on /dev/null, and the connection ends with EXIT 0. It is
+ * reaped like any child and killed with the container. */
+static int exec_detached(struct session *x, const struct guest_config *cfg,
+                         struct isola_error **err)
+{
+  _cleanup_free_ char *exe = NULL;
+  if (process_find_exe(&cfg->process, &exe, err) < 0) {
+    _cleanup_free_ char *line = xasprintf("isola-init: %s\n", (*err)->msg);
+    channel_queue(x->ch, ISOLA_GUEST_STDERR, line, (uint32_t) strlen(line));
+    channel_queue_u32(x->ch, ISOLA_GUEST_EXIT, (*err)->code == ENOENT ? 127 : 126);
+    isola_error_free(err);
+    x->state = SESSION_ENDING;
+    return 0;
+  }
+  int r = guest_process_spawn(cfg, &x->child, err);
+  if (r < 0)
+    return r;
+  x->detached = true;
+  channel_queue_u32(x->ch, ISOLA_GUEST_STARTED, (uint32_t) x->child.pid);
+  channel_queue_u32(x->ch, ISOLA_GUEST_EXIT, 0);
+  x->state = SESSION_ENDING;
+  return 0;
+}
+
+/* An exec connection's PROCESS: only "process" (and "user", "detach"), run in the container as
+ * it is. */
 static int exec_start(struct session *x, const struct frame *f, struct isola_error **err)
 {
   struct guest_config cfg;
@@ -177,9 +205,11 @@ static int exec_start(struct session *x, const struct frame *f, struct isola_err
   if (r < 0)
     return r;
   if (cfg.has_root || cfg.n_mounts || cfg.hostname || cfg.domainname)
-    r = isola_failx(err, EINVAL, "exec: PROCESS may only have \"process\" and \"user\"");
-  else if ((r = guest_config_resolve_user(&cfg, err)) == 0 &&
-           (r = guest_process_spawn(&cfg, &x->child, err)) == 0)
+    r = isola_failx(err, EINVAL,
+                    "exec: PROCESS may only have \"process\", \"user\" and \"detach\"");
+  else if ((r = guest_config_resolve_user(&cfg, err)) == 0 && cfg.detach)
+    r = exec_detached(x, &cfg, err);
+  else if (r == 0 && (r = guest_process_spawn(&cfg, &x->child, err)) == 0)
     channel_queue_u32(x->ch, ISOLA_GUEST_STARTED, (uint32_t) x->child.pid);
   guest_config_clear(&cfg);
   return r;
@@ -202,7 +232,7 @@ static int on_frame(struct session *x, const struct frame *f, struct isola_error
       return isola_failx(err, EPROTO, "protocol error: expected PROCESS, got frame type %u",
                          f->type);
     int r = exec_start(x, f, err);
-    if (r == 0)
+    if (r == 0 && x->state == SESSION_PROCESS)
       x->state = SESSION_RUNNING;
     return r;
   }
@@ -261,7 +291,7 @@ static void on_output(struct session *x, int *fd, uint32_t type)
 /* An exec connection is over (done, or the host broke or left it): its process goes too. */
 static void exec_end(struct session *x)
 {
-  if (x->child.pid > 0 && !x->exited)
+  if (x->child.pid > 0 && !x->exited && !x->detached)
     kill(-x->child.pid, SIGKILL); /* reaped by the loop like any other child */
   session_close_stdio(x);
   channel_close(&x->own);

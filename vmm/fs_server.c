@@ -15,7 +15,6 @@
  * PATH_MAX, directory listings and I/O at FS_MAX_IO per request. Host identities are the
  * guest's own (no user namespace), as with a docker bind mount: new files belong to the
  * calling guest uid/gid. Device nodes cannot be created: a host process could use them. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fuse.h>
@@ -23,51 +22,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
-#include "vmm.h"
-
-#define FS_NONE UINT32_MAX
-#define FS_BUCKETS 4096u
-#define FS_MAX_INODES (1u << 16)
-#define FS_MAX_HANDLES (1u << 14)
-#define FS_MAX_ARGS (2 * PATH_MAX + 256) /* header + args of any request but WRITE's data */
-#define FS_REPLY_MAX (64u << 10)         /* directory listings and other replies we assemble */
-#define FS_MIN_MINOR 31                  /* FUSE 7.31 (Linux 5.4) and later */
-#define FS_TIMEOUT_S 1 /* how long the guest caches names and attributes: host edits show */
-
-struct fs_inode {
-  int fd; /* O_PATH | O_NOFOLLOW, -1 when the slot is free */
-  dev_t dev;
-  ino_t ino;
-  mode_t type;      /* S_IFMT bits: they never change for an inode */
-  uint64_t nlookup; /* the guest's references (LOOKUP +1, FORGET -n) */
-  uint64_t gen;     /* generation of the slot, for the guest to tell reused ids apart */
-  uint32_t next;    /* hash chain, or the free list when the slot is free */
-};
-
-struct fs_handle {
-  int fd; /* -1 when free */
-  bool dir;
-  off_t dir_pos; /* where the directory stream is (READDIR offsets are getdents cookies) */
-};
-
-struct fs_server {
-  int proc_fd; /* /proc/self/fd, to reopen an O_PATH descriptor */
-  bool readonly;
-  bool initialized;
-  struct fs_inode *inodes;
-  uint32_t n_inodes, max_inodes, free_inode;
-  uint32_t buckets[FS_BUCKETS];
-  struct fs_handle *handles;
-  uint32_t n_handles, max_handles;
-  /* Aligned: the FUSE structs are read and written in place. */
-  _Alignas(8) uint8_t args[FS_MAX_ARGS];
-  _Alignas(8) uint8_t reply[sizeof(struct fuse_out_header) + FS_REPLY_MAX];
-  _Alignas(8) uint8_t dirents[FS_REPLY_MAX];
-  struct iovec data[VIRTQ_CHAIN_MAX];
-};
+#include "fs_server.h"
 
 /* ---- inodes and handles ---- */
 
@@ -77,7 +34,7 @@ static uint32_t fs_hash(dev_t dev, ino_t ino)
   return (uint32_t) (h >> 40) % FS_BUCKETS;
 }
 
-static struct fs_inode *fs_inode(struct fs_server *s, uint64_t nodeid)
+struct fs_inode *fs_inode(struct fs_server *s, uint64_t nodeid)
 {
   if (nodeid == 0 || nodeid > s->n_inodes || s->inodes[nodeid - 1].fd < 0)
     return NULL;
@@ -120,7 +77,7 @@ static int64_t fs_inode_add(struct fs_server *s, int fd, const struct stat *st)
   return (int64_t) i + 1;
 }
 
-static void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t n)
+void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t n)
 {
   struct fs_inode *in = fs_inode(s, nodeid);
   if (!in || nodeid == FUSE_ROOT_ID)
@@ -140,7 +97,7 @@ static void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t n)
   s->free_inode = idx;
 }
 
-static struct fs_handle *fs_handle(struct fs_server *s, uint64_t fh, bool dir)
+struct fs_handle *fs_handle(struct fs_server *s, uint64_t fh, bool dir)
 {
   if (fh >= s->n_handles || s->handles[fh].fd < 0 || s->handles[fh].dir != dir)
     return NULL;
@@ -148,7 +105,7 @@ static struct fs_handle *fs_handle(struct fs_server *s, uint64_t fh, bool dir)
 }
 
 /* Take ownership of fd as a new handle; the fh, or -ENFILE (fd closed). */
-static int64_t fs_handle_add(struct fs_server *s, int fd, bool dir)
+int64_t fs_handle_add(struct fs_server *s, int fd, bool dir)
 {
   uint32_t i = 0;
   while (i < s->n_handles && s->handles[i].fd >= 0)
@@ -189,7 +146,7 @@ void fs_server_reset(struct fs_server *s)
 /* ---- helpers ---- */
 
 /* A name in the arguments at *off: NUL-terminated within len, one path component. */
-static int fs_name(const uint8_t *p, size_t len, size_t *off, const char **name)
+int fs_name(const uint8_t *p, size_t len, size_t *off, const char **name)
 {
   if (*off >= len)
     return -EINVAL;
@@ -206,7 +163,7 @@ static int fs_name(const uint8_t *p, size_t len, size_t *off, const char **name)
   return 0;
 }
 
-static void fs_attr(const struct stat *st, struct fuse_attr *a)
+void fs_attr(const struct stat *st, struct fuse_attr *a)
 {
   *a = (struct fuse_attr){
       .ino = st->st_ino,
@@ -227,13 +184,13 @@ static void fs_attr(const struct stat *st, struct fuse_attr *a)
   };
 }
 
-static int fs_stat(int fd, struct stat *st)
+int fs_stat(int fd, struct stat *st)
 {
   return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 /* Open an inode again for I/O, through /proc/self/fd (O_PATH descriptors cannot read). */
-static int fs_reopen(struct fs_server *s, const struct fs_inode *in, int flags)
+int fs_reopen(struct fs_server *s, const struct fs_inode *in, int flags)
 {
   if (in->type != S_IFREG && in->type != S_IFDIR)
     return -EINVAL;
@@ -244,8 +201,7 @@ static int fs_reopen(struct fs_server *s, const struct fs_inode *in, int flags)
 }
 
 /* LOOKUP's reply for name in dir (+1 reference), also after creating it. */
-static int fs_entry(struct fs_server *s, struct fs_inode *dir, const char *name,
-                    struct fuse_entry_out *e)
+int fs_entry(struct fs_server *s, struct fs_inode *dir, const char *name, struct fuse_entry_out *e)
 {
   int fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
@@ -270,452 +226,11 @@ static int fs_entry(struct fs_server *s, struct fs_inode *dir, const char *name,
 }
 
 /* A new entry belongs to the guest caller (a setgid directory's group stays, as on Linux). */
-static void fs_own(struct fs_inode *dir, const char *name, const struct fuse_in_header *h)
+void fs_own(struct fs_inode *dir, const char *name, const struct fuse_in_header *h)
 {
   struct stat st;
   gid_t gid = fs_stat(dir->fd, &st) == 0 && (st.st_mode & S_ISGID) ? (gid_t) -1 : h->gid;
   (void) fchownat(dir->fd, name, h->uid, gid, AT_SYMLINK_NOFOLLOW);
-}
-
-/* ---- operations: each fills s->reply after the header, sets *len, returns 0 or -errno ---- */
-
-#define ARG(type)                                                                                  \
-  ({                                                                                               \
-    if (alen < sizeof(type))                                                                       \
-      return -EINVAL;                                                                              \
-    (const type *) a;                                                                              \
-  })
-#define OUT(type) ((type *) (s->reply + sizeof(struct fuse_out_header)))
-
-static int fs_init(struct fs_server *s, const uint8_t *a, size_t alen, size_t *len)
-{
-  /* Up to flags: the part every minor we accept sends (7.36 added flags2 and more). */
-  if (alen < offsetof(struct fuse_init_in, flags2))
-    return -EINVAL;
-  const struct fuse_init_in *in = (const struct fuse_init_in *) a;
-  struct fuse_init_out *o = OUT(struct fuse_init_out);
-  *o = (struct fuse_init_out){.major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION};
-  *len = sizeof(*o);
-  if (in->major > FUSE_KERNEL_VERSION)
-    return 0; /* the driver asks again with ours */
-  if (in->major < FUSE_KERNEL_VERSION || in->minor < FS_MIN_MINOR)
-    return -EPROTO;
-  const uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
-                        FUSE_AUTO_INVAL_DATA | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS |
-                        FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS;
-  o->minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor : FUSE_KERNEL_MINOR_VERSION;
-  o->flags = in->flags & want;
-  o->max_readahead = in->max_readahead < FS_MAX_IO ? in->max_readahead : FS_MAX_IO;
-  o->max_background = 64;
-  o->congestion_threshold = 48;
-  o->max_write = FS_MAX_IO;
-  o->time_gran = 1;
-  o->max_pages = FS_MAX_IO / 4096;
-  s->initialized = true;
-  return 0;
-}
-
-static int fs_lookup(struct fs_server *s, struct fs_inode *in, const uint8_t *a, size_t alen,
-                     size_t *len)
-{
-  size_t off = 0;
-  const char *name;
-  int r = fs_name(a, alen, &off, &name);
-  if (r < 0)
-    return r == -EINVAL ? -ENOENT : r;
-  if (in->type != S_IFDIR)
-    return -ENOTDIR;
-  *len = sizeof(struct fuse_entry_out);
-  return fs_entry(s, in, name, OUT(struct fuse_entry_out));
-}
-
-static int fs_getattr(struct fs_inode *in, struct fuse_attr_out *o, size_t *len)
-{
-  struct stat st;
-  int r = fs_stat(in->fd, &st);
-  if (r < 0)
-    return r;
-  *o = (struct fuse_attr_out){.attr_valid = FS_TIMEOUT_S};
-  fs_attr(&st, &o->attr);
-  *len = sizeof(*o);
-  return 0;
-}
-
-static int fs_utimes(struct fs_server *s, struct fs_inode *in, const struct fuse_setattr_in *sa)
-{
-  struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
-  if (sa->valid & FATTR_ATIME_NOW)
-    ts[0].tv_nsec = UTIME_NOW;
-  else if (sa->valid & FATTR_ATIME)
-    ts[0] = (struct timespec){(time_t) sa->atime, sa->atimensec};
-  if (sa->valid & FATTR_MTIME_NOW)
-    ts[1].tv_nsec = UTIME_NOW;
-  else if (sa->valid & FATTR_MTIME)
-    ts[1] = (struct timespec){(time_t) sa->mtime, sa->mtimensec};
-  if (utimensat(in->fd, "", ts, AT_EMPTY_PATH) == 0)
-    return 0;
-  if (errno != EINVAL || in->type == S_IFLNK) /* kernels before AT_EMPTY_PATH here */
-    return -errno;
-  char name[16];
-  snprintf(name, sizeof(name), "%d", in->fd);
-  return utimensat(s->proc_fd, name, ts, 0) < 0 ? -errno : 0;
-}
-
-static int fs_setattr(struct fs_server *s, struct fs_inode *in, const uint8_t *a, size_t alen,
-                      size_t *len)
-{
-  const struct fuse_setattr_in *sa = ARG(struct fuse_setattr_in);
-  uint32_t v = sa->valid;
-  if (s->readonly && (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME |
-                           FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)))
-    return -EROFS;
-  char name[16];
-  snprintf(name, sizeof(name), "%d", in->fd);
-  if (v & FATTR_MODE) {
-    if (in->type == S_IFLNK)
-      return -EOPNOTSUPP;
-    if (fchmodat(s->proc_fd, name, sa->mode & 07777, 0) < 0)
-      return -errno;
-  }
-  if ((v & (FATTR_UID | FATTR_GID)) &&
-      fchownat(in->fd, "", (v & FATTR_UID) ? sa->uid : (uid_t) -1,
-               (v & FATTR_GID) ? sa->gid : (gid_t) -1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-    return -errno;
-  if (v & FATTR_SIZE) {
-    struct fs_handle *h = (v & FATTR_FH) ? fs_handle(s, sa->fh, false) : NULL;
-    int fd = h ? h->fd : fs_reopen(s, in, O_WRONLY);
-    if (fd < 0)
-      return fd;
-    int r = ftruncate(fd, (off_t) sa->size) < 0 ? -errno : 0;
-    if (!h)
-      close(fd);
-    if (r < 0)
-      return r;
-  }
-  if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
-    int r = fs_utimes(s, in, sa);
-    if (r < 0)
-      return r;
-  }
-  return fs_getattr(in, OUT(struct fuse_attr_out), len);
-}
-
-/* MKDIR, MKNOD, SYMLINK, LINK: make the entry, give it to the caller, reply as LOOKUP. */
-static int fs_make(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode *dir,
-                   const uint8_t *a, size_t alen, size_t *len)
-{
-  if (s->readonly)
-    return -EROFS;
-  if (dir->type != S_IFDIR)
-    return -ENOTDIR;
-  size_t off = 0;
-  const char *name = NULL, *target = NULL;
-  struct fs_inode *old = NULL;
-  int r = 0;
-  switch (h->opcode) {
-  case FUSE_MKDIR: {
-    const struct fuse_mkdir_in *in = ARG(struct fuse_mkdir_in);
-    off = sizeof(*in);
-    if ((r = fs_name(a, alen, &off, &name)) == 0 && mkdirat(dir->fd, name, in->mode & 07777) < 0)
-      r = -errno;
-    break;
-  }
-  case FUSE_MKNOD: {
-    const struct fuse_mknod_in *in = ARG(struct fuse_mknod_in);
-    off = sizeof(*in);
-    mode_t type = in->mode & S_IFMT;
-    if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
-      return -EPERM; /* no device nodes on the host */
-    if ((r = fs_name(a, alen, &off, &name)) == 0 && mknodat(dir->fd, name, in->mode, 0) < 0)
-      r = -errno;
-    break;
-  }
-  case FUSE_SYMLINK:
-    if ((r = fs_name(a, alen, &off, &name)) < 0)
-      return r;
-    target = (const char *) a + off;
-    if (off >= alen || strnlen(target, alen - off) == alen - off ||
-        strnlen(target, alen - off) >= PATH_MAX || !*target)
-      return -EINVAL;
-    if (symlinkat(target, dir->fd, name) < 0)
-      r = -errno;
-    break;
-  case FUSE_LINK: {
-    const struct fuse_link_in *in = ARG(struct fuse_link_in);
-    off = sizeof(*in);
-    if (!(old = fs_inode(s, in->oldnodeid)))
-      return -ENOENT;
-    if ((r = fs_name(a, alen, &off, &name)) == 0 &&
-        linkat(old->fd, "", dir->fd, name, AT_EMPTY_PATH) < 0)
-      r = -errno;
-    break;
-  }
-  }
-  if (r < 0)
-    return r;
-  if (h->opcode != FUSE_LINK)
-    fs_own(dir, name, h);
-  *len = sizeof(struct fuse_entry_out);
-  return fs_entry(s, dir, name, OUT(struct fuse_entry_out));
-}
-
-static int fs_remove(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode *dir,
-                     const uint8_t *a, size_t alen)
-{
-  size_t off = 0;
-  const char *name;
-  int r = fs_name(a, alen, &off, &name);
-  if (r < 0)
-    return r;
-  if (s->readonly)
-    return -EROFS;
-  int flags = h->opcode == FUSE_RMDIR ? AT_REMOVEDIR : 0;
-  return unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
-}
-
-static int fs_rename(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode *dir,
-                     const uint8_t *a, size_t alen)
-{
-  uint64_t newdir;
-  uint32_t flags = 0;
-  size_t off;
-  if (h->opcode == FUSE_RENAME2) {
-    const struct fuse_rename2_in *in = ARG(struct fuse_rename2_in);
-    newdir = in->newdir;
-    flags = in->flags;
-    off = sizeof(*in);
-  } else {
-    newdir = ARG(struct fuse_rename_in)->newdir;
-    off = sizeof(struct fuse_rename_in);
-  }
-  const char *oldname, *newname;
-  int r;
-  if ((r = fs_name(a, alen, &off, &oldname)) < 0 || (r = fs_name(a, alen, &off, &newname)) < 0)
-    return r;
-  struct fs_inode *nd = fs_inode(s, newdir);
-  if (!nd)
-    return -ENOENT;
-  if (flags & ~(uint32_t) (RENAME_NOREPLACE | RENAME_EXCHANGE))
-    return -EINVAL; /* no whiteouts */
-  if (s->readonly)
-    return -EROFS;
-  return renameat2(dir->fd, oldname, nd->fd, newname, flags) < 0 ? -errno : 0;
-}
-
-/* O_* flags the guest may pass on to an open of a host file. */
-static int fs_open_flags(uint32_t flags)
-{
-  return (int) flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NOATIME);
-}
-
-static bool fs_writes(int flags)
-{
-  return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
-}
-
-static int fs_open(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode *in,
-                   const uint8_t *a, size_t alen, size_t *len)
-{
-  bool dir = h->opcode == FUSE_OPENDIR;
-  int flags = fs_open_flags(ARG(struct fuse_open_in)->flags);
-  if (dir != (in->type == S_IFDIR))
-    return dir ? -ENOTDIR : -EISDIR;
-  if (s->readonly && fs_writes(flags))
-    return -EROFS;
-  int fd = dir ? openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : fs_reopen(s, in, flags);
-  if (fd < 0)
-    return dir ? -errno : fd;
-  int64_t fh = fs_handle_add(s, fd, dir);
-  if (fh < 0)
-    return (int) fh;
-  *OUT(struct fuse_open_out) = (struct fuse_open_out){.fh = (uint64_t) fh};
-  *len = sizeof(struct fuse_open_out);
-  return 0;
-}
-
-static int fs_create(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode *dir,
-                     const uint8_t *a, size_t alen, size_t *len)
-{
-  const struct fuse_create_in *in = ARG(struct fuse_create_in);
-  size_t off = sizeof(*in);
-  const char *name;
-  int r = fs_name(a, alen, &off, &name);
-  if (r < 0)
-    return r;
-  if (s->readonly)
-    return -EROFS;
-  if (dir->type != S_IFDIR)
-    return -ENOTDIR;
-  int flags = fs_open_flags(in->flags) | O_NOFOLLOW | O_CLOEXEC;
-  /* O_EXCL first: only a file we made changes owner. */
-  int fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL, in->mode & 07777);
-  bool created = fd >= 0;
-  if (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL))
-    fd = openat(dir->fd, name, flags);
-  if (fd < 0)
-    return -errno;
-  if (created)
-    fs_own(dir, name, h);
-  struct fuse_entry_out *e = OUT(struct fuse_entry_out);
-  if ((r = fs_entry(s, dir, name, e)) < 0) {
-    close(fd);
-    return r;
-  }
-  int64_t fh = fs_handle_add(s, fd, false);
-  if (fh < 0) {
-    fs_inode_forget(s, e->nodeid, 1);
-    return (int) fh;
-  }
-  struct fuse_open_out *o = (struct fuse_open_out *) (e + 1);
-  *o = (struct fuse_open_out){.fh = (uint64_t) fh};
-  *len = sizeof(*e) + sizeof(*o);
-  return 0;
-}
-
-/* READDIR: host dirents → FUSE dirents while they fit; the next offset is the cookie of the
- * last one sent, where the directory stream is left. */
-static int fs_readdir(struct fs_server *s, const uint8_t *a, size_t alen, size_t *len)
-{
-  const struct fuse_read_in *in = ARG(struct fuse_read_in);
-  struct fs_handle *h = fs_handle(s, in->fh, true);
-  if (!h)
-    return -EBADF;
-  size_t room = in->size < FS_REPLY_MAX ? in->size : FS_REPLY_MAX;
-  if ((off_t) in->offset != h->dir_pos) {
-    if (lseek(h->fd, (off_t) in->offset, SEEK_SET) < 0)
-      return -errno;
-    h->dir_pos = (off_t) in->offset;
-  }
-  ssize_t n = getdents64(h->fd, s->dirents, room);
-  if (n < 0)
-    return -errno;
-  uint8_t *out = OUT(uint8_t);
-  size_t used = 0;
-  for (ssize_t p = 0; p < n;) {
-    const struct dirent *d = (const struct dirent *) (s->dirents + p);
-    size_t nl = strlen(d->d_name), rec = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + nl);
-    if (used + rec > room) {
-      if (lseek(h->fd, h->dir_pos, SEEK_SET) < 0)
-        return -errno;
-      break;
-    }
-    struct fuse_dirent fd = {
-        .ino = d->d_ino, .off = (uint64_t) d->d_off, .namelen = (uint32_t) nl, .type = d->d_type};
-    memset(out + used, 0, rec);
-    memcpy(out + used, &fd, FUSE_NAME_OFFSET);
-    memcpy(out + used + FUSE_NAME_OFFSET, d->d_name, nl);
-    used += rec;
-    h->dir_pos = d->d_off;
-    p += d->d_reclen;
-  }
-  *len = used;
-  return 0;
-}
-
-static int fs_statfs(struct fs_inode *in, struct fuse_statfs_out *o, size_t *len)
-{
-  struct statfs sf;
-  if (fstatfs(in->fd, &sf) < 0)
-    return -errno;
-  *o = (struct fuse_statfs_out){.st = {
-                                    .blocks = sf.f_blocks,
-                                    .bfree = sf.f_bfree,
-                                    .bavail = sf.f_bavail,
-                                    .files = sf.f_files,
-                                    .ffree = sf.f_ffree,
-                                    .bsize = (uint32_t) sf.f_bsize,
-                                    .namelen = (uint32_t) sf.f_namelen,
-                                    .frsize = (uint32_t) sf.f_frsize,
-                                }};
-  *len = sizeof(*o);
-  return 0;
-}
-
-/* RELEASE, RELEASEDIR, FLUSH, FSYNC, FSYNCDIR, FALLOCATE, LSEEK: work on an open handle. */
-static int fs_on_handle(struct fs_server *s, uint32_t op, const uint8_t *a, size_t alen,
-                        size_t *len)
-{
-  bool dir = op == FUSE_RELEASEDIR || op == FUSE_FSYNCDIR;
-  uint64_t fh = ARG(uint64_t)[0]; /* every one of these starts with fh */
-  struct fs_handle *h = fs_handle(s, fh, dir);
-  if (!h)
-    return -EBADF;
-  switch (op) {
-  case FUSE_RELEASE:
-  case FUSE_RELEASEDIR:
-    close(h->fd);
-    h->fd = -1;
-    return 0;
-  case FUSE_FLUSH:
-    return 0; /* nothing is buffered here */
-  case FUSE_FSYNC:
-  case FUSE_FSYNCDIR: {
-    const struct fuse_fsync_in *in = ARG(struct fuse_fsync_in);
-    int r = (in->fsync_flags & 1) ? fdatasync(h->fd) : fsync(h->fd);
-    return r < 0 ? -errno : 0;
-  }
-  case FUSE_FALLOCATE: {
-    const struct fuse_fallocate_in *in = ARG(struct fuse_fallocate_in);
-    if (s->readonly)
-      return -EROFS;
-    return fallocate(h->fd, (int) in->mode, (off_t) in->offset, (off_t) in->length) < 0 ? -errno
-                                                                                        : 0;
-  }
-  case FUSE_LSEEK: {
-    const struct fuse_lseek_in *in = ARG(struct fuse_lseek_in);
-    if (in->whence != SEEK_DATA && in->whence != SEEK_HOLE)
-      return -EINVAL; /* the guest kernel keeps the file position itself */
-    off_t o = lseek(h->fd, (off_t) in->offset, (int) in->whence);
-    if (o < 0)
-      return -errno;
-    OUT(struct fuse_lseek_out)->offset = (uint64_t) o;
-    *len = sizeof(struct fuse_lseek_out);
-    return 0;
-  }
-  }
-  return -ENOSYS;
-}
-
-/* READ and WRITE: straight between the host file and the checked guest buffers. */
-static int fs_read(struct fs_server *s, const struct virtq_chain *c, const uint8_t *a, size_t alen,
-                   size_t *len)
-{
-  const struct fuse_read_in *in = ARG(struct fuse_read_in);
-  struct fs_handle *h = fs_handle(s, in->fh, false);
-  if (!h)
-    return -EBADF;
-  uint64_t room = c->in_len - sizeof(struct fuse_out_header);
-  uint64_t want = in->size < room ? in->size : room;
-  if (want > FS_MAX_IO)
-    want = FS_MAX_IO;
-  unsigned n =
-      iov_slice(c->iov + c->nr_out, c->nr_in, sizeof(struct fuse_out_header), want, s->data);
-  ssize_t got = n ? preadv(h->fd, s->data, (int) n, (off_t) in->offset) : 0;
-  if (got < 0)
-    return -errno;
-  *len = (size_t) got; /* already in place: the caller writes only the header */
-  return 1;
-}
-
-static int fs_write(struct fs_server *s, const struct virtq_chain *c, const uint8_t *a, size_t alen,
-                    size_t *len)
-{
-  const struct fuse_write_in *in = ARG(struct fuse_write_in);
-  struct fs_handle *h = fs_handle(s, in->fh, false);
-  if (!h)
-    return -EBADF;
-  uint64_t skip = sizeof(struct fuse_in_header) + sizeof(*in);
-  if (in->size > FS_MAX_IO || c->out_len - skip != in->size)
-    return -EINVAL;
-  if (s->readonly)
-    return -EROFS;
-  unsigned n = iov_slice(c->iov, c->nr_out, skip, in->size, s->data);
-  ssize_t put = n ? pwritev(h->fd, s->data, (int) n, (off_t) in->offset) : 0;
-  if (put < 0)
-    return -errno;
-  *OUT(struct fuse_write_out) = (struct fuse_write_out){.size = (uint32_t) put};
-  *len = sizeof(struct fuse_write_out);
-  return 0;
 }
 
 /* One request; returns the bytes written to the chain's writable part (0: no reply). */

@@ -64,10 +64,11 @@ def test_linux_guest_runs_the_container(vm, guest_kernel):
     for, stdout and stderr apart, env and workdir, and the exit status. On kvm_pvm a Linux guest
     cannot start a second vCPU (MACHINE.md): isola-vmm gives it maxcpus=1 there, so nproc is 1
     (test_vmm.py's SMP test guests prove that the monitor runs every vCPU)."""
-    # The fork flood meets --pids-limit 8: read (a builtin) tells what the cgroup saw.
+    # A fork flood in a subshell (a failed fork ends a shell) meets --pids-limit 8; what the
+    # cgroup saw is read with a builtin, as no fork is left.
     script = ('echo "kernel $(uname -r)"; grep MemTotal /proc/meminfo; echo "cpus $(nproc)"; '
               'echo "$GREETING from $(pwd)"; '
-              'i=0; while [ $i -lt 12 ]; do sleep 60 & i=$((i+1)); done 2>/dev/null; '
+              '(i=0; while [ $i -lt 12 ]; do sleep 60 & i=$((i+1)); done) 2>/dev/null; '
               'read -r cg < /proc/self/cgroup; read -r max < /sys/fs/cgroup/isola/pids.max; '
               'read -r ev < /sys/fs/cgroup/isola/pids.events; echo "pids $cg $max $ev"; '
               'echo to-stderr >&2; exit 42')
