@@ -253,6 +253,8 @@ uint32_t fs_server_handle(struct fs_server *s, const struct virtq_chain *c)
     fs_server_forget(s, &h, a, alen);
     return 0;
   }
+  if (c->in_len < sizeof(struct fuse_out_header))
+    return 0; /* no room for any reply: not carried out either */
   size_t len = 0;
   int r;
   struct fs_inode *in = fs_inode(s, h.nodeid);

@@ -45,7 +45,9 @@ static int drop_caps(bool files, struct isola_error **err)
   if (files)
     for (size_t i = 0; i < ARRAY_SIZE(fs_caps); i++)
       keep |= 1ull << fs_caps[i];
-  for (int c = 0; c <= CAP_LAST_CAP; c++)
+  /* Up to 63, not the headers' CAP_LAST_CAP: a newer kernel may know more (EINVAL past its
+   * last). */
+  for (int c = 0; c < 64; c++)
     if (!(keep & (1ull << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
       return isola_fail(err, errno, "jail: cannot drop capability %d from the bounding set", c);
   struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};

@@ -353,6 +353,12 @@ static void test_hostile(void)
 {
   ok(req_full(FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, 0, 0, 0) == 1,
      "no room for a reply: none is written");
+  struct fuse_mkdir_in mi = {.mode = 0755};
+  uint8_t mk[64];
+  size_t mkl = with_name(mk, &mi, sizeof(mi), "unanswered");
+  ok(req_full(FUSE_MKDIR, FUSE_ROOT_ID, mk, mkl, NULL, 0, 0, 8) == 1 &&
+         access(host("unanswered"), F_OK) < 0,
+     "nor is the request carried out (no directory made)");
   ok(req_full(FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, 0, 0, sizeof(rep.h) + 8) == -EINVAL,
      "room for the header only: EINVAL");
   static uint8_t big[3 * 4096];
