@@ -96,6 +96,9 @@ char *ctr_dir(struct engine *e, const char *id); /* "STORE/containers/ID" */
 void engine_now(char out[40]);                   /* RFC 3339 with nanoseconds, UTC */
 
 /* ---- run (run.c, spec.c, monitor.c) ---- */
+/* An OCI mount object; opts ends at its first NULL (may be NULL). */
+struct json_object *engine_mount_json(const char *dest, const char *type, const char *src,
+                                      const char *const *opts);
 /* Build config.json for the image and request (spec.c). `rootfs` is the mounted rootfs, used to
  * resolve a user name through its /etc/passwd and /etc/group. */
 int engine_make_spec(const struct run_request *req, const struct image_config *ic, const char *id,

@@ -514,13 +514,14 @@ static int vm_check_request(const struct run_request *req, struct isola_error **
   if (req->n_volumes > ISOLA_VM_MAX_VOLUMES)
     return isola_failx(err, EINVAL, "--isolation=vm: at most %d volumes (-v)",
                        ISOLA_VM_MAX_VOLUMES);
-  /* A volume is a shared directory: a file would need its directory shared, siblings and all. */
+  /* A volume is a shared directory, or a shared file (its directory, showing it alone). */
   for (size_t i = 0; i < req->n_volumes; i++) {
     struct stat st;
     const struct volume *v = &req->volumes[i];
-    if (stat(v->host, &st) == 0 && !S_ISDIR(st.st_mode))
+    if (stat(v->host, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
       return isola_failx(err, ENOTSUP,
-                         "--isolation=vm: -v %s:%s: a VM shares directories, and \"%s\" is not one",
+                         "--isolation=vm: -v %s:%s: a VM shares directories and regular files, "
+                         "and \"%s\" is neither",
                          v->host, v->ctr, v->host);
     if (strchr(v->host, ','))
       return isola_failx(err, EINVAL, "--isolation=vm: -v %s:%s: the host path has a \",\"",

@@ -47,7 +47,7 @@ static bool env_has(char **env, const char *key)
   return false;
 }
 
-static struct json_object *mount_json(const char *dest, const char *type, const char *src,
+struct json_object *engine_mount_json(const char *dest, const char *type, const char *src,
                                       const char *const *opts)
 {
   struct json_object *m = json_object_new_object();
@@ -309,7 +309,7 @@ int engine_make_spec(const struct run_request *req, const struct image_config *i
   for (size_t i = 0; i < ARRAY_SIZE(etc); i++) {
     _cleanup_free_ char *src = xasprintf("%s/%s", cdir, etc[i][0]);
     const char *opts[] = {"rbind", "rprivate", req->read_only ? "ro" : "rw", NULL};
-    json_object_array_add(mounts, mount_json(etc[i][1], "bind", src, opts));
+    json_object_array_add(mounts, engine_mount_json(etc[i][1], "bind", src, opts));
   }
   for (size_t i = 0; i < req->n_volumes; i++) {
     const struct volume *v = &req->volumes[i];
@@ -319,7 +319,7 @@ int engine_make_spec(const struct run_request *req, const struct image_config *i
     if (access(v->host, F_OK) < 0)
       return isola_fail(err, errno, "-v %s:%s: cannot use \"%s\"", v->host, v->ctr, v->host);
     const char *opts[] = {"rbind", "rprivate", v->readonly ? "ro" : "rw", NULL};
-    json_object_array_add(mounts, mount_json(v->ctr, "bind", v->host, opts));
+    json_object_array_add(mounts, engine_mount_json(v->ctr, "bind", v->host, opts));
   }
   for (char **t = req->tmpfs; t && *t; t++) {
     _cleanup_free_ char *dest = xstrdup(*t);
@@ -329,7 +329,7 @@ int engine_make_spec(const struct run_request *req, const struct image_config *i
     if (!path_is_clean_absolute(dest))
       return isola_failx(err, EINVAL, "--tmpfs %s: the path must be absolute, without \"..\"", *t);
     const char *opts[] = {"nosuid", "nodev", "noexec", extra ? extra : "mode=1777", NULL};
-    json_object_array_add(mounts, mount_json(dest, "tmpfs", "tmpfs", opts));
+    json_object_array_add(mounts, engine_mount_json(dest, "tmpfs", "tmpfs", opts));
   }
 
   /* Namespaces: the host's network with --network host. */

@@ -179,20 +179,24 @@ static struct json_object *process_message(struct json_object *spec, const struc
   json_object_object_add(root, "writable",
                          json_object_new_string(req->read_only ? "none" : "tmpfs"));
   json_object_object_add(msg, "root", root);
-  /* Volumes are the monitor's shared directories, tagged isola0, isola1... (spawn_vmm); of the
-   * rest only the tmpfs mounts travel: guest-init makes /proc, /sys, /dev and the others. */
+  /* Volumes are the monitor's shared directories, tagged isola0, isola1... (spawn_vmm); a file
+   * volume's share (its directory, showing it alone) is mounted under /run/isola-volumes/N and
+   * the file bound from there. Of the rest only the tmpfs mounts travel: guest-init makes
+   * /proc, /sys, /dev and the others. */
   struct json_object *mounts = json_object_new_array();
   for (size_t i = 0; i < req->n_volumes; i++) {
-    struct json_object *m = json_object_new_object();
-    json_object_object_add(m, "destination", json_object_new_string(req->volumes[i].ctr));
-    json_object_object_add(m, "type", json_object_new_string("virtiofs"));
-    _cleanup_free_ char *tag = xasprintf("isola%zu", i);
-    json_object_object_add(m, "source", json_object_new_string(tag));
-    struct json_object *opts = json_object_new_array();
-    if (req->volumes[i].readonly)
-      json_object_array_add(opts, json_object_new_string("ro"));
-    json_object_object_add(m, "options", opts);
-    json_object_array_add(mounts, m);
+    const struct volume *v = &req->volumes[i];
+    _cleanup_free_ char *tag = xasprintf("isola%zu", i), *real = realpath(v->host, NULL);
+    struct stat st;
+    bool file = real && stat(real, &st) == 0 && S_ISREG(st.st_mode);
+    _cleanup_free_ char *stage = xasprintf("/run/isola-volumes/%zu", i);
+    const char *ro[] = {v->readonly ? "ro" : NULL, NULL};
+    json_object_array_add(mounts, engine_mount_json(file ? stage : v->ctr, "virtiofs", tag, ro));
+    if (file) {
+      _cleanup_free_ char *src = xasprintf("%s/%s", stage, strrchr(real, '/') + 1);
+      const char *bind[] = {"bind", v->readonly ? "ro" : NULL, NULL};
+      json_object_array_add(mounts, engine_mount_json(v->ctr, "bind", src, bind));
+    }
   }
   struct json_object *all = json_object_object_get(spec, "mounts");
   for (size_t i = 0; i < json_object_array_length(all); i++) {

@@ -93,7 +93,7 @@ bool virtio_fs_tag_ok(const char *tag)
   return true;
 }
 
-int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool readonly,
+int virtio_fs_create(struct vm *vm, const char *tag, const char *path, bool readonly,
                      struct isola_error **err)
 {
   if (!virtio_fs_tag_ok(tag))
@@ -101,7 +101,7 @@ int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool reado
                        "--share tag \"%s\": use 1-%u letters, digits, \"_\", \".\" or \"-\"", tag,
                        FS_TAG_MAX);
   struct fs *f = xzalloc(sizeof(*f));
-  int r = fs_server_create(dir, readonly, &f->server, err);
+  int r = fs_server_create(path, readonly, &f->server, err);
   if (r < 0) {
     free(f);
     return r;

@@ -47,6 +47,8 @@ int fs_lookup(struct fs_server *s, struct fs_inode *in, const uint8_t *a, size_t
     return r == -EINVAL ? -ENOENT : r;
   if (in->type != S_IFDIR)
     return -ENOTDIR;
+  if (fs_root_locked(s, in) && strcmp(name, s->only))
+    return -ENOENT;
   *len = sizeof(struct fuse_entry_out);
   return fs_entry(s, in, name, OUT(struct fuse_entry_out));
 }
@@ -87,6 +89,8 @@ int fs_setattr(struct fs_server *s, struct fs_inode *in, const uint8_t *a, size_
 {
   const struct fuse_setattr_in *sa = ARG(struct fuse_setattr_in);
   uint32_t v = sa->valid;
+  if (fs_root_locked(s, in))
+    return -EPERM; /* the host directory around a shared file is not the guest's */
   if (s->readonly && (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME |
                            FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)))
     return -EROFS;
@@ -129,6 +133,8 @@ int fs_make(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode
     return -EROFS;
   if (dir->type != S_IFDIR)
     return -ENOTDIR;
+  if (fs_root_locked(s, dir))
+    return -EPERM;
   size_t off = 0;
   const char *name = NULL, *target = NULL;
   struct fs_inode *old = NULL;
@@ -190,6 +196,8 @@ int fs_remove(struct fs_server *s, const struct fuse_in_header *h, struct fs_ino
     return r;
   if (s->readonly)
     return -EROFS;
+  if (fs_root_locked(s, dir))
+    return -EPERM;
   int flags = h->opcode == FUSE_RMDIR ? AT_REMOVEDIR : 0;
   return unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
 }
@@ -220,6 +228,8 @@ int fs_rename(struct fs_server *s, const struct fuse_in_header *h, struct fs_ino
     return -EINVAL; /* no whiteouts */
   if (s->readonly)
     return -EROFS;
+  if (fs_root_locked(s, dir) || fs_root_locked(s, nd))
+    return -EPERM;
   return renameat2(dir->fd, oldname, nd->fd, newname, flags) < 0 ? -errno : 0;
 }
 
@@ -249,6 +259,7 @@ int fs_open(struct fs_server *s, const struct fuse_in_header *h, struct fs_inode
   int64_t fh = fs_handle_add(s, fd, dir);
   if (fh < 0)
     return (int) fh;
+  s->handles[fh].root = in == &s->inodes[0];
   *OUT(struct fuse_open_out) = (struct fuse_open_out){.fh = (uint64_t) fh};
   *len = sizeof(struct fuse_open_out);
   return 0;
@@ -267,6 +278,8 @@ int fs_create(struct fs_server *s, const struct fuse_in_header *h, struct fs_ino
     return -EROFS;
   if (dir->type != S_IFDIR)
     return -ENOTDIR;
+  if (fs_root_locked(s, dir))
+    return -EPERM;
   int flags = fs_open_flags(in->flags) | O_NOFOLLOW | O_CLOEXEC;
   /* O_EXCL first: only a file we made changes owner. */
   int fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL, in->mode & 07777);
@@ -293,8 +306,17 @@ int fs_create(struct fs_server *s, const struct fuse_in_header *h, struct fs_ino
   return 0;
 }
 
+/* Whether READDIR shows a name: all of them, but in a one-file share's root only that file
+ * (and "." and ".."). */
+static bool fs_listed(const struct fs_server *s, const struct fs_handle *h, const char *name)
+{
+  return !h->root || !s->only || !strcmp(name, s->only) || !strcmp(name, ".") ||
+         !strcmp(name, "..");
+}
+
 /* READDIR: host dirents → FUSE dirents while they fit; the next offset is the cookie of the
- * last one sent, where the directory stream is left. */
+ * last one taken, where the directory stream is left. A batch that lists nothing (all hidden)
+ * is followed by the next, so that an empty reply still means the end. */
 int fs_readdir(struct fs_server *s, const uint8_t *a, size_t alen, size_t *len)
 {
   const struct fuse_read_in *in = ARG(struct fuse_read_in);
@@ -307,27 +329,36 @@ int fs_readdir(struct fs_server *s, const uint8_t *a, size_t alen, size_t *len)
       return -errno;
     h->dir_pos = (off_t) in->offset;
   }
-  ssize_t n = getdents64(h->fd, s->dirents, room);
-  if (n < 0)
-    return -errno;
   uint8_t *out = OUT(uint8_t);
   size_t used = 0;
-  for (ssize_t p = 0; p < n;) {
-    const struct dirent *d = (const struct dirent *) (s->dirents + p);
-    size_t nl = strlen(d->d_name), rec = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + nl);
-    if (used + rec > room) {
-      if (lseek(h->fd, h->dir_pos, SEEK_SET) < 0)
-        return -errno;
+  bool full = false;
+  while (used == 0 && !full) {
+    ssize_t n = getdents64(h->fd, s->dirents, room);
+    if (n < 0)
+      return -errno;
+    if (n == 0)
       break;
+    for (ssize_t p = 0; p < n; p += ((const struct dirent *) (s->dirents + p))->d_reclen) {
+      const struct dirent *d = (const struct dirent *) (s->dirents + p);
+      size_t nl = strlen(d->d_name), rec = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + nl);
+      if (!fs_listed(s, h, d->d_name)) {
+        h->dir_pos = d->d_off;
+        continue;
+      }
+      if (used + rec > room) {
+        if (lseek(h->fd, h->dir_pos, SEEK_SET) < 0)
+          return -errno;
+        full = true;
+        break;
+      }
+      struct fuse_dirent fd = {
+          .ino = d->d_ino, .off = (uint64_t) d->d_off, .namelen = (uint32_t) nl, .type = d->d_type};
+      memset(out + used, 0, rec);
+      memcpy(out + used, &fd, FUSE_NAME_OFFSET);
+      memcpy(out + used + FUSE_NAME_OFFSET, d->d_name, nl);
+      used += rec;
+      h->dir_pos = d->d_off;
     }
-    struct fuse_dirent fd = {
-        .ino = d->d_ino, .off = (uint64_t) d->d_off, .namelen = (uint32_t) nl, .type = d->d_type};
-    memset(out + used, 0, rec);
-    memcpy(out + used, &fd, FUSE_NAME_OFFSET);
-    memcpy(out + used + FUSE_NAME_OFFSET, d->d_name, nl);
-    used += rec;
-    h->dir_pos = d->d_off;
-    p += d->d_reclen;
   }
   *len = used;
   return 0;

@@ -370,10 +370,23 @@ void fs_server_forget(struct fs_server *s, const struct fuse_in_header *h, const
     fs_inode_forget(s, one[i].nodeid, one[i].nlookup);
 }
 
-int fs_server_create(const char *dir, bool readonly, struct fs_server **out,
+int fs_server_create(const char *path, bool readonly, struct fs_server **out,
                      struct isola_error **err)
 {
+  /* A file is shared as its (real) directory with only its name visible. */
+  _cleanup_free_ char *dir = realpath(path, NULL);
+  struct stat pst;
+  if (!dir || stat(dir, &pst) < 0)
+    return isola_fail(err, errno, "--share: cannot use \"%s\"", path);
+  if (!S_ISDIR(pst.st_mode) && !S_ISREG(pst.st_mode))
+    return isola_failx(err, EINVAL, "--share: \"%s\" is neither a directory nor a regular file",
+                       path);
   struct fs_server *s = xzalloc(sizeof(*s));
+  if (S_ISREG(pst.st_mode)) {
+    char *slash = strrchr(dir, '/');
+    s->only = xstrdup(slash + 1);
+    slash[slash == dir ? 1 : 0] = 0; /* "/file" → "/" */
+  }
   s->readonly = readonly;
   s->proc_fd = -1;
   /* Inodes and handles are descriptors: keep a quarter of the limit for the monitor's own. */
@@ -425,5 +438,6 @@ void fs_server_destroy(struct fs_server *s)
     close(s->proc_fd);
   free(s->inodes);
   free(s->handles);
+  free(s->only);
   free(s);
 }

@@ -30,12 +30,15 @@ struct fs_inode {
 struct fs_handle {
   int fd; /* -1 when free */
   bool dir;
+  bool root;     /* the root directory, opened (READDIR shows only `only` there) */
   off_t dir_pos; /* where the directory stream is (READDIR offsets are getdents cookies) */
 };
 
 struct fs_server {
   int proc_fd; /* /proc/self/fd, to reopen an O_PATH descriptor */
   bool readonly;
+  char *only; /* a one-file share: the root shows this name alone, and nothing is made,
+                 removed or renamed there */
   bool initialized;
   struct fs_inode *inodes;
   uint32_t n_inodes, max_inodes, free_inode;
@@ -48,6 +51,12 @@ struct fs_server {
   _Alignas(8) uint8_t dirents[FS_REPLY_MAX];
   struct iovec data[VIRTQ_CHAIN_MAX];
 };
+
+/* A one-file share's root: no name but `only` exists there, and it cannot change. */
+static inline bool fs_root_locked(const struct fs_server *s, const struct fs_inode *dir)
+{
+  return s->only && dir == &s->inodes[0];
+}
 
 /* inodes and handles (fs_server.c) */
 struct fs_inode *fs_inode(struct fs_server *s, uint64_t nodeid);

@@ -20,7 +20,7 @@
 
 static const char usage[] =
     "usage: isola-vmm --kernel ELF [--initrd FILE] [--cmdline STRING] [--memory MiB]\n"
-    "                 [--cpus N] [--disk PATH[,ro]]... [--share TAG=DIR[,ro]]...\n"
+    "                 [--cpus N] [--disk PATH[,ro]]... [--share TAG=PATH[,ro]]...\n"
     "                 [--vsock-socket PATH] [--console] [--jail]\n";
 
 static uint64_t now_ns(void)
@@ -80,14 +80,15 @@ static int add_disks(struct vm *vm, char *const *disks, unsigned n, struct isola
   return 0;
 }
 
-/* "--share TAG=DIR[,ro]": a virtio-fs device the guest mounts with -t virtiofs TAG. */
+/* "--share TAG=PATH[,ro]": a virtio-fs device the guest mounts with -t virtiofs TAG (a file:
+ * its directory with it alone). */
 static int add_shares(struct vm *vm, char *const *shares, unsigned n, struct isola_error **err)
 {
   for (unsigned i = 0; i < n; i++) {
     _cleanup_free_ char *tag = xstrdup(shares[i]);
     char *dir = strchr(tag, '=');
     if (!dir || !dir[1])
-      return isola_failx(err, EINVAL, "--share \"%s\": expected TAG=DIR[,ro]", shares[i]);
+      return isola_failx(err, EINVAL, "--share \"%s\": expected TAG=PATH[,ro]", shares[i]);
     *dir++ = 0;
     size_t len = strlen(dir);
     bool ro = len > 3 && strcmp(dir + len - 3, ",ro") == 0;

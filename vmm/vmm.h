@@ -429,9 +429,10 @@ int virtio_blk_create(struct vm *vm, const char *path, bool readonly, struct iso
 /* virtio-vsock (vsock.c, the device helper's): guest CID 3; host connections through the unix
  * socket at path (Firecracker's hybrid vsock: "CONNECT <port>\n"). */
 int virtio_vsock_create(struct vm *vm, const char *uds_path, struct isola_error **err);
-/* virtio-fs (fs.c): the host directory `dir` for the guest to mount by `tag` (1-36 of
- * [A-Za-z0-9_.-]); readonly refuses every change with EROFS. */
-int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool readonly,
+/* virtio-fs (fs.c): the host directory `path` for the guest to mount by `tag` (1-36 of
+ * [A-Za-z0-9_.-]), or, when `path` is a regular file, its directory with that file alone in it;
+ * readonly refuses every change with EROFS. */
+int virtio_fs_create(struct vm *vm, const char *tag, const char *path, bool readonly,
                      struct isola_error **err);
 bool virtio_fs_tag_ok(const char *tag);
 
@@ -441,9 +442,10 @@ bool virtio_fs_tag_ok(const char *tag);
 
 struct fs_server;
 struct fuse_in_header;
-/* Serve the directory `dir` (opened now; the server never leaves it). Sets the process umask
- * to 0: the guest's modes arrive with its own umask applied. */
-int fs_server_create(const char *dir, bool readonly, struct fs_server **out,
+/* Serve the directory `path` (opened now; the server never leaves it), or for a regular file
+ * its real directory showing only that file, where no name can be made, removed or renamed.
+ * Sets the process umask to 0: the guest's modes arrive with its own umask applied. */
+int fs_server_create(const char *path, bool readonly, struct fs_server **out,
                      struct isola_error **err);
 /* Answer one FUSE request: the chain's readable part is the request, its writable part gets
  * the reply. Returns the bytes written there (0 for a request that has no reply). Never fails:

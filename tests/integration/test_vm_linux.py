@@ -115,6 +115,7 @@ def test_volumes_are_shared_directories(vm, tmp_path):
     """-v in a VM is virtio-fs: the guest sees the host directory, its changes land there as
     the container's user, a :ro volume refuses changes, and neither a symlink nor ".." reaches
     the host outside the volume."""
+    tmp_path.chmod(0o755)  # the file volumes' directory: uid 1000 may look, and see them alone
     rw, ro = tmp_path / "rw", tmp_path / "ro"
     rw.mkdir()
     ro.mkdir()
@@ -125,6 +126,10 @@ def test_volumes_are_shared_directories(vm, tmp_path):
     (rw / "gone.txt").write_text("bye")
     (rw / "gone.txt").chmod(0o666)
     (ro / "in.txt").write_text("from the host\n")
+    conf, log = tmp_path / "app.conf", tmp_path / "app.log"
+    conf.write_text("setting=1\n")
+    log.write_text("first\n")
+    log.chmod(0o666)
     (ro / "many").mkdir()
     for n in range(500):
         (ro / "many" / f"entry-{n:03}").write_text("")
@@ -140,9 +145,13 @@ def test_volumes_are_shared_directories(vm, tmp_path):
         rm /rw/gone.txt
         cat /rw/escape /rw/../secret.txt 2>&1
         echo id $(id -u):$(id -g)
+        cat /etc/app.conf; echo x >> /etc/app.conf 2>/dev/null || echo conf-ro
+        echo second >> /var/log/app.log
+        echo seen $(ls -a /run/isola-volumes/2) $(ls -a /run/isola-volumes/3)
     """
-    r = vm.run("-u", "1000:1000", "-v", f"{rw}:/rw", "-v", f"{ro}:/ro:ro", "busybox", "sh", "-c",
-               script)
+    r = vm.run("-u", "1000:1000", "-v", f"{rw}:/rw", "-v", f"{ro}:/ro:ro",
+               "-v", f"{conf}:/etc/app.conf:ro", "-v", f"{log}:/var/log/app.log", "busybox", "sh",
+               "-c", script)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "from the host\n" in out and "entries 500\n" in out, out
@@ -159,7 +168,12 @@ def test_volumes_are_shared_directories(vm, tmp_path):
     rand = (rw / "rand").read_bytes()
     assert len(rand) == 20 * 64 * 1024
     assert f"md5 {hashlib.md5(rand).hexdigest()}\n" in out, "the file differs from what the guest wrote"
-    assert sorted(os.listdir(tmp_path)) == ["ro", "rw", "secret.txt", "store"], "written outside"
+    # File volumes: the file alone is shared (its directory holds the rest of this test).
+    assert "setting=1\nconf-ro\n" in out and conf.read_text() == "setting=1\n", out
+    assert log.read_text() == "first\nsecond\n"
+    assert "seen . .. app.conf . .. app.log\n" in out, out
+    assert sorted(os.listdir(tmp_path)) == ["app.conf", "app.log", "ro", "rw", "secret.txt",
+                                            "store"], "written outside"
 
 
 

@@ -438,6 +438,70 @@ static void test_readonly(void)
   srv = rw;
 }
 
+/* A share of one file: its directory, with nothing else visible and nothing to change there. */
+static void test_one_file(void)
+{
+  struct fs_server *dir_srv = srv;
+  _cleanup_error_ struct isola_error *err = NULL;
+  ok(fs_server_create(host("in.txt"), false, &srv, &err) == 0, "a server on the file in.txt");
+  init_server(37);
+  struct fuse_entry_out e;
+  uint64_t n = lookup(FUSE_ROOT_ID, "in.txt", &e);
+  ok(n && S_ISREG(e.attr.mode), "LOOKUP in.txt");
+  ok(req(FUSE_LOOKUP, FUSE_ROOT_ID, "sub", 4) == -ENOENT, "its sibling sub is not there");
+  ok(req(FUSE_LOOKUP, FUSE_ROOT_ID, "escape", 7) == -ENOENT, "nor the symlink escape");
+  struct fuse_open_in oi = {.flags = O_RDONLY};
+  ok(req(FUSE_OPENDIR, FUSE_ROOT_ID, &oi, sizeof(oi)) == 0, "OPENDIR of the root");
+  struct fuse_open_out oo;
+  memcpy(&oo, rep.data, sizeof(oo));
+  int names = 0, others = 0;
+  uint64_t off = 0;
+  for (;;) {
+    struct fuse_read_in ri = {.fh = oo.fh, .offset = off, .size = 4096};
+    if (req(FUSE_READDIR, FUSE_ROOT_ID, &ri, sizeof(ri)) != 0 || payload_len() == 0)
+      break;
+    for (size_t p = 0; p < payload_len();) {
+      struct fuse_dirent *de = (struct fuse_dirent *) (rep.data + p);
+      if (de->namelen == 6 && !memcmp(de->name, "in.txt", 6))
+        names++;
+      else if (!(de->namelen <= 2 && de->name[0] == '.'))
+        others++;
+      off = de->off;
+      p += FUSE_DIRENT_SIZE(de);
+    }
+  }
+  ok(names == 1 && others == 0, "READDIR lists in.txt alone (%d other names)", others);
+  uint64_t fh;
+  ok(!create(FUSE_ROOT_ID, "new", O_WRONLY, 0644, &fh) && access(host("new"), F_OK) < 0,
+     "CREATE beside it: refused, nothing made");
+  ok(req(FUSE_UNLINK, FUSE_ROOT_ID, "in.txt", 7) == -EPERM && access(host("in.txt"), F_OK) == 0,
+     "UNLINK of it: EPERM, it stays");
+  struct fuse_rename_in rn = {.newdir = FUSE_ROOT_ID};
+  uint8_t buf[64];
+  memcpy(buf, &rn, sizeof(rn));
+  memcpy(buf + sizeof(rn), "in.txt\0other", 13);
+  ok(req(FUSE_RENAME, FUSE_ROOT_ID, buf, sizeof(rn) + 13) == -EPERM, "RENAME of it: EPERM");
+  struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = 0777};
+  ok(req(FUSE_SETATTR, FUSE_ROOT_ID, &sa, sizeof(sa)) == -EPERM,
+     "chmod of the host directory around it: EPERM");
+  oi.flags = O_WRONLY | O_APPEND;
+  ok(req(FUSE_OPEN, n, &oi, sizeof(oi)) == 0, "OPEN it for appending");
+  memcpy(&oo, rep.data, sizeof(oo));
+  struct fuse_write_in wi = {.fh = oo.fh, .offset = 10, .size = 5};
+  ok(req_full(FUSE_WRITE, n, &wi, sizeof(wi), (const uint8_t *) "more\n", 5, 5, sizeof(rep)) == 0,
+     "WRITE to it");
+  char text[64] = {0};
+  FILE *f = fopen(host("in.txt"), "r");
+  size_t got = fread(text, 1, sizeof(text) - 1, f);
+  fclose(f);
+  ok(got == 15 && !strcmp(text, "from host\nmore\n"), "lands in the host file");
+  fs_server_destroy(srv);
+  srv = dir_srv;
+  ok(fs_server_create("/dev/null", false, &srv, &err) < 0 && err && strstr(err->msg, "neither"),
+     "a device is refused: %s", err ? err->msg : "");
+  srv = dir_srv;
+}
+
 int main(void)
 {
   strcpy(root, "/tmp/isola-fs-test-XXXXXX");
@@ -462,6 +526,7 @@ int main(void)
   test_namespace();
   test_readdir();
   test_readonly();
+  test_one_file();
   test_hostile();
   fs_server_destroy(srv);
   char cmd[128];
