@@ -6,6 +6,7 @@
 #include "fuzz.h"
 #include "vmm.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/fuse.h>
@@ -39,6 +40,34 @@ static void make_tree(void)
   symlink("..", p);
 }
 
+/* The shared directory holds what make_tree() put there, as it put it: file, sub/ (empty, 0755)
+ * and the symlink up -> .. */
+static bool only_the_tree(void)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return false;
+  int seen = 0;
+  bool ok = true;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    seen++;
+    ok &= !strcmp(e->d_name, "file") || !strcmp(e->d_name, "sub") || !strcmp(e->d_name, "up");
+  }
+  closedir(d);
+  char p[160], target[8] = {0};
+  struct stat st;
+  snprintf(p, sizeof(p), "%s/sub", dir);
+  ok &= stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755 &&
+        st.st_nlink == 2;
+  snprintf(p, sizeof(p), "%s/up", dir);
+  ok &= readlink(p, target, sizeof(target) - 1) == 2 && !strcmp(target, "..");
+  snprintf(p, sizeof(p), "%s", dir);
+  ok &= stat(p, &st) == 0 && (st.st_mode & 07777) == 0755;
+  return ok && seen == 3;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (!base[0]) {
@@ -53,9 +82,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(fd);
   }
   make_tree();
+  /* The first byte's low bit: the directory shared, or its file alone (a file volume), where
+   * nothing beside the file may appear, go or change. */
+  bool one_file = size && (data[0] & 1);
+  char file[160];
+  snprintf(file, sizeof(file), "%s/file", dir);
   struct fs_server *s = NULL;
   struct isola_error *err = NULL;
-  if (fs_server_create(dir, false, &s, &err) < 0)
+  if (fs_server_create(one_file ? file : dir, false, &s, &err) < 0)
     abort();
   static struct virtq_chain c;
   static _Alignas(8) uint8_t req[1 << 16], reply[1 << 20];
@@ -90,6 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       abort();
   }
   fs_server_destroy(s);
+  if (one_file && !only_the_tree())
+    abort(); /* something beside the shared file was made, removed or changed */
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   struct stat st;
   if (stat(outside, &st) < 0 || st.st_size != 4 || (st.st_mode & 07777) != 0600)
