@@ -59,8 +59,8 @@ static bool only_the_tree(void)
   char p[160], target[8] = {0};
   struct stat st;
   snprintf(p, sizeof(p), "%s/sub", dir);
-  ok &= stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755 &&
-        st.st_nlink == 2;
+  ok &=
+      stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755 && st.st_nlink == 2;
   snprintf(p, sizeof(p), "%s/up", dir);
   ok &= readlink(p, target, sizeof(target) - 1) == 2 && !strcmp(target, "..");
   snprintf(p, sizeof(p), "%s", dir);
